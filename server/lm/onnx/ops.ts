@@ -90,12 +90,16 @@ export function zerosLike(x: Tensor): Tensor {
 }
 
 export function expandTo(x: Tensor, shape: Tensor, outShape: Shape): Tensor {
-  return x.g.emit('Expand', [x, shape], {}, [{ dtype: x.dtype, shape: outShape }])[0]!;
+  const [y] = x.g.emit('Expand', [x, shape], {}, [{ dtype: x.dtype, shape: outShape }]);
+  if (isFloat(x.dtype)) x.g.record('Expand', [x], [y!], ([g]) => [sumToShapeOf(g!, x)]);
+  return y!;
 }
 
-/** Scalar int64 [1] → [] */
+/** A [1] tensor → [] (usually an int64 index; a float one keeps its gradient). */
 export function toScalar(x: Tensor): Tensor {
-  return x.g.emit('Squeeze', [x, x.g.ints([0])], {}, [{ dtype: x.dtype, shape: [] }])[0]!;
+  const [y] = x.g.emit('Squeeze', [x, x.g.ints([0])], {}, [{ dtype: x.dtype, shape: [] }]);
+  if (isFloat(x.dtype)) x.g.record('Squeeze', [x], [y!], ([g]) => [reshapeLike(g!, x)]);
+  return y!;
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -226,9 +230,12 @@ export function reduceMean(x: Tensor, axes: number[], keepdims = true): Tensor {
   return y;
 }
 
-/** Max without a gradient: used only to stabilise numerics. */
+/** Max without a gradient, to stabilise numerics: build it inside `g.noGrad`. */
 export function reduceMaxNoGrad(x: Tensor, axes: number[], keepdims = true): Tensor {
-  return reduce('ReduceMax', x, axes, keepdims);
+  const y = reduce('ReduceMax', x, axes, keepdims);
+  // Taped without a rule: left on a differentiated path, autodiff throws instead of silently dropping dmax/dx.
+  x.g.record('ReduceMax', [x], [y], null);
+  return y;
 }
 
 export function softmax(x: Tensor, axis = -1): Tensor {
@@ -398,16 +405,21 @@ function concatInts(parts: Tensor[]): Tensor {
 export function slice(x: Tensor, axis: number, start: number | Tensor, end: number | Tensor, len: Dim = '?'): Tensor {
   const g0 = x.g;
   const a = normAxis(axis, x.shape.length);
-  const s = typeof start === 'number' ? g0.ints([start]) : start;
-  const e = typeof end === 'number' ? g0.ints([end]) : end;
-  const outLen = typeof start === 'number' && typeof end === 'number' ? end - start : len;
+  // ONNX clamps bounds to the axis length (x[:, 2:] as end = large); clamp known ones so shape and pads agree.
+  const dimA = x.shape[a];
+  const clamp = (v: number): number => (typeof dimA === 'number' ? Math.min(v, dimA) : v);
+  const s = typeof start === 'number' ? g0.ints([clamp(start)]) : start;
+  const e = typeof end === 'number' ? g0.ints([clamp(end)]) : end;
+  const outLen = typeof start === 'number' && typeof end === 'number' ? Math.max(0, clamp(end) - clamp(start)) : len;
   const shape = x.shape.map((d, i) => (i === a ? outLen : d));
   const [y] = g0.emit('Slice', [x, s, e, g0.ints([a])], {}, [{ dtype: x.dtype, shape }]);
   g0.record('Slice', [x], [y!], ([g]) => {
     const pads = g0.noGrad(() => {
       const r = x.shape.length;
       const zero = g0.ints([0]);
-      const after = x.g.emit('Sub', [dimOf(x, a), e], {}, [{ dtype: 'int64', shape: [1] }])[0]!;
+      const dim = dimOf(x, a);
+      const end1 = x.g.emit('Min', [e, dim], {}, [{ dtype: 'int64', shape: [1] }])[0]!;
+      const after = x.g.emit('Sub', [dim, end1], {}, [{ dtype: 'int64', shape: [1] }])[0]!;
       const parts: Tensor[] = [];
       for (let i = 0; i < r; i++) parts.push(i === a ? s : zero);
       for (let i = 0; i < r; i++) parts.push(i === a ? after : zero);
@@ -442,5 +454,23 @@ export function gatherElements(data: Tensor, idx: Tensor, axis: number): Tensor 
 /** Rows picked per batch entry: data [B, N, H], idx [B, K] → [B, K, H]. Inference only. */
 export function gatherRows(data: Tensor, idx: Tensor): Tensor {
   const idx3 = unsqueeze(idx, [-1]);
-  return data.g.emit('GatherND', [data, idx3], { batch_dims: 1 }, [{ dtype: data.dtype, shape: [data.shape[0]!, idx.shape[1]!, ...data.shape.slice(2)] }])[0]!;
+  const [y] = data.g.emit('GatherND', [data, idx3], { batch_dims: 1 }, [{ dtype: data.dtype, shape: [data.shape[0]!, idx.shape[1]!, ...data.shape.slice(2)] }]);
+  // Taped without a rule: on a differentiated path autodiff throws rather than returning a zero gradient.
+  data.g.record('GatherND', [data, idx3], [y!], null);
+  return y!;
+}
+
+/** Reshape to a shape computed in the graph (an int64 [rank] tensor); `shape` is its build-time view. */
+export function reshapeDyn(x: Tensor, target: Tensor, shape: Shape): Tensor {
+  const [y] = x.g.emit('Reshape', [x, target], {}, [{ dtype: x.dtype, shape }]);
+  x.g.record('Reshape', [x], [y!], ([g]) => [reshapeLike(g!, x)]);
+  return y!;
+}
+
+/** Concatenate int64 [k] pieces into one shape tensor (plumbing, no gradient). */
+export function shapeTensor(parts: (Tensor | number[])[]): Tensor {
+  const g0 = parts.find((p): p is Tensor => !Array.isArray(p))?.g;
+  if (!g0) throw new Error('shapeTensor needs at least one tensor part');
+  const ts = parts.map((p) => (Array.isArray(p) ? g0.ints(p) : p));
+  return ts.length === 1 ? ts[0]! : g0.emit('Concat', ts, { axis: 0 }, [{ dtype: 'int64', shape: ['?'] }])[0]!;
 }

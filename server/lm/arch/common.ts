@@ -1,0 +1,113 @@
+// Pieces shared by the decoder architectures: the parameter source, linear layers, attention with a
+// KV cache and grouped-query heads, and the additive attention mask.
+import type { DType, Tensor } from '../onnx/graph.ts';
+import {
+  add, compare, concat, dimOf, gemm, logical, matmul, mul, range, reshape, reshapeDyn, shapeTensor, slice, softmax,
+  toScalar, transpose, transposeLast2, unsqueeze, where,
+} from '../onnx/ops.ts';
+
+/** Where the weights come from: initializers when serving, graph inputs when training. Names are HF's, without prefix. */
+export interface ParamSource {
+  readonly dtype: DType;
+  has(name: string): boolean;
+  get(name: string): Tensor;
+}
+
+/** Runtime sizes shared by every layer: B rows, N new slots (prefix + tokens), T = B·N. */
+export interface Dims {
+  B: Tensor;
+  N: Tensor;
+}
+
+export interface KvPair {
+  k: Tensor;
+  v: Tensor;
+}
+
+export interface DecoderInputs {
+  /** [T, H]: the prefix rows then the token embeddings of each batch row, flattened. */
+  embeds: Tensor;
+  /** [B, N] int64 position of every slot. */
+  positionIds: Tensor;
+  /** [B, 1, 1, N, L] additive mask (0 or a large negative number). */
+  bias: Tensor;
+  /** Past keys and values per layer, [B, kvHeads, Lpast, headDim]; absent when there is no cache. */
+  past: KvPair[] | null;
+  dims: Dims;
+}
+
+export interface DecoderOutputs {
+  /** [T, H] after the final norm. */
+  hidden: Tensor;
+  present: KvPair[];
+}
+
+/** y = x·Wᵀ + b for an nn.Linear weight [out, in], or x·W + b for a GPT-2 Conv1D weight [in, out]. */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null, layout: 'out_in' | 'in_out'): Tensor {
+  const y = gemm(x, w, { transB: layout === 'out_in' });
+  return b ? add(y, b) : y;
+}
+
+export interface AttentionShape {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+/**
+ * Scaled dot-product attention over flattened projections q [T, heads·hd], k and v [T, kvHeads·hd].
+ * Query heads are grouped per KV head as a 5-D tensor [B, kvHeads, group, N, hd] so grouped-query
+ * attention broadcasts instead of copying keys (HF's repeat_kv gives the same result).
+ * `rotate` applies position information to q [B,kv,g,N,hd] and k [B,kv,N,hd] (RoPE), or nothing.
+ */
+export function attention(
+  q2: Tensor, k2: Tensor, v2: Tensor, s: AttentionShape, dims: Dims, bias: Tensor, past: KvPair | null,
+  rotate: ((q: Tensor, k: Tensor) => [Tensor, Tensor]) | null,
+): { out: Tensor; present: KvPair } {
+  const group = s.heads / s.kvHeads;
+  const g = q2.g;
+  const [q5shape, k4shape] = g.noGrad(() => [
+    shapeTensor([dims.B, dims.N, [s.kvHeads, group, s.headDim]]),
+    shapeTensor([dims.B, dims.N, [s.kvHeads, s.headDim]]),
+  ]);
+  let q = transpose(reshapeDyn(q2, q5shape!, ['B', 'N', s.kvHeads, group, s.headDim]), [0, 2, 3, 1, 4]);
+  let k = transpose(reshapeDyn(k2, k4shape!, ['B', 'N', s.kvHeads, s.headDim]), [0, 2, 1, 3]);
+  let v = transpose(reshapeDyn(v2, k4shape!, ['B', 'N', s.kvHeads, s.headDim]), [0, 2, 1, 3]);
+  if (rotate) [q, k] = rotate(q, k);
+  if (past) {
+    k = concat([past.k, k], 2);
+    v = concat([past.v, v], 2);
+  }
+  const scores = add(matmul(mul(q, 1 / Math.sqrt(s.headDim)), transposeLast2(unsqueeze(k, [2]))), bias);
+  const ctx = matmul(softmax(scores, -1), unsqueeze(v, [2])); // [B, kv, g, N, hd]
+  const out = reshape(transpose(ctx, [0, 3, 1, 2, 4]), [-1, s.heads * s.headDim]);
+  return { out, present: { k, v } };
+}
+
+/**
+ * The additive mask for N new slots against L = Lpast + N keys: slot j may see key k when k ≤ Lpast + j
+ * (causal by slot order) and attention_mask[b, k] = 1. Masked scores get -1e9 rather than -inf so a
+ * padding row that sees nothing stays finite.
+ */
+export function attentionBias(attentionMask: Tensor, dims: Dims, dtype: DType): Tensor {
+  const g = attentionMask.g;
+  return g.noGrad(() => {
+    const L = toScalar(dimOf(attentionMask, 1));
+    const N = toScalar(dims.N);
+    const lpast = g.emit('Sub', [L, N], {}, [{ dtype: 'int64', shape: [] }])[0]!;
+    const zero = g.scalar(0, 'int64');
+    const keys = range(zero, L, 'L');
+    const queries = range(lpast, L, 'N');
+    const causal = compare('LessOrEqual', unsqueeze(keys, [0]), unsqueeze(queries, [1])); // [N, L]
+    const valid = compare('Equal', unsqueeze(attentionMask, [1]), g.scalar(1, 'int64')); // [B, 1, L]
+    const allowed = logical('And', unsqueeze(causal, [0]), valid); // [B, N, L]
+    return unsqueeze(where(allowed, g.scalar(0, dtype), g.scalar(-1e9, dtype)), [1, 2]);
+  });
+}
+
+/** HF's rotate_half: cat(-x2, x1) over the last axis. */
+export function rotateHalf(x: Tensor, headDim: number): Tensor {
+  const half = headDim / 2;
+  return concat([mul(slice(x, -1, half, headDim), -1), slice(x, -1, 0, half)], -1);
+}
+
