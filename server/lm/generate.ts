@@ -43,7 +43,8 @@ export class Engine {
       prefix: opts.prefix ?? null,
       sampling: opts.sampling,
       maxNewTokens: opts.maxNewTokens,
-      stop: opts.stop,
+      // The fallback chat template's end-of-turn marker may come out as plain text.
+      stop: [...(opts.stop ?? []), ...(opts.messages ? this.tokenizer.stopStrings : [])],
       signal: opts.signal,
     });
   }

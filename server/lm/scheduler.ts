@@ -17,6 +17,8 @@ export interface GenerationRequest {
   maxNewTokens: number;
   stop?: readonly string[];
   signal?: AbortSignal;
+  /** Keep going past end-of-sequence tokens (benchmarks on random weights). */
+  ignoreEos?: boolean;
 }
 
 export type FinishReason = 'stop' | 'eos' | 'length' | 'abort' | 'error';
@@ -257,7 +259,7 @@ export class Scheduler {
       const id = s.sampler.next(logits.subarray(b * V, (b + 1) * V), s.history);
       s.firstTokenAt ??= performance.now();
       this.generatedTokens++;
-      if (eos.has(id)) {
+      if (eos.has(id) && !s.req.ignoreEos) {
         s.done = 'eos';
         return;
       }
