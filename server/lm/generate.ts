@@ -15,6 +15,7 @@ export interface GenerateOptions {
   maxNewTokens: number;
   stop?: string[];
   signal?: AbortSignal;
+  ignoreEos?: boolean;
 }
 
 export class Engine {
@@ -46,6 +47,7 @@ export class Engine {
       // The fallback chat template's end-of-turn marker may come out as plain text.
       stop: [...(opts.stop ?? []), ...(opts.messages ? this.tokenizer.stopStrings : [])],
       signal: opts.signal,
+      ignoreEos: opts.ignoreEos,
     });
   }
 
