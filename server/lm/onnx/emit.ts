@@ -27,7 +27,7 @@ function buildModel(g: Graph, initializer: OnnxNs.ITensorProto[]): OnnxNs.ModelP
     opsetImport: [{ domain: '', version: OPSET }],
     graph: onnx.GraphProto.create({
       name: g.name,
-      node: g.nodes,
+      node: g.finalNodes(),
       initializer,
       input: g.inputs.map((t) => valueInfo(t.name, t.dtype, t.shape)),
       output: g.outputs.map((o) => valueInfo(o.name, o.t.dtype, o.t.shape)),

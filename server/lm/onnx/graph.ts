@@ -91,11 +91,29 @@ export class Graph {
   }
 
   output(t: Tensor, name: string): void {
-    // Outputs get their public name through an Identity node, so internal names stay free.
     if (this.usedNames.has(name)) throw new Error(`graph output name already used: ${name}`);
     this.usedNames.add(name);
-    this.nodes.push(onnx.NodeProto.create({ opType: 'Identity', input: [t.name], output: [name], name: `out_${name}` }));
     this.outputs.push({ t, name });
+  }
+
+  /**
+   * Nodes with outputs under their public names. A tensor produced by a node is renamed in place:
+   * an Identity would copy it on every run, and the KV cache is the largest tensor there is. Graph
+   * inputs, initializers and tensors output twice still go through an Identity.
+   */
+  finalNodes(): OnnxNs.INodeProto[] {
+    const produced = new Set(this.nodes.flatMap((n) => n.output ?? []));
+    const rename = new Map<string, string>();
+    const extra: OnnxNs.INodeProto[] = [];
+    for (const { t, name } of this.outputs) {
+      if (produced.has(t.name) && !rename.has(t.name)) rename.set(t.name, name);
+      else extra.push(onnx.NodeProto.create({ opType: 'Identity', input: [rename.get(t.name) ?? t.name], output: [name], name: `out_${name}` }));
+    }
+    const r = (x: string): string => rename.get(x) ?? x;
+    return [
+      ...this.nodes.map((n) => onnx.NodeProto.create({ ...n, input: (n.input ?? []).map(r), output: (n.output ?? []).map(r) })),
+      ...extra,
+    ];
   }
 
   initializer(name: string, dtype: DType, dims: number[], data: TypedData): Tensor {
