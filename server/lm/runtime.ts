@@ -17,7 +17,7 @@ export const DEFAULT_THREADS = Math.max(1, os.availableParallelism());
 // Models whose initializers pass this go through an external-data file (protobuf caps a message at 2 GB).
 const INLINE_LIMIT_BYTES = 1.5 * 1024 ** 3;
 
-export async function createSession(g: Graph, threads = DEFAULT_THREADS): Promise<ort.InferenceSession> {
+export async function createSession(g: Graph, threads = DEFAULT_THREADS, inlineLimitBytes = INLINE_LIMIT_BYTES): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     intraOpNumThreads: threads,
@@ -25,7 +25,7 @@ export async function createSession(g: Graph, threads = DEFAULT_THREADS): Promis
     executionMode: 'sequential',
   };
   const bytes = g.initializers.reduce((s, i) => s + i.data.byteLength, 0);
-  if (bytes < INLINE_LIMIT_BYTES) return ort.InferenceSession.create(toModelBytes(g), options);
+  if (bytes < inlineLimitBytes) return ort.InferenceSession.create(toModelBytes(g), options);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-onnx-'));
   try {
     const file = path.join(dir, `${g.name}.onnx`);
@@ -118,11 +118,12 @@ export class ModelRuntime {
     private readonly threads: number,
   ) {}
 
-  static async load(dir: string, opts: { threads?: number } = {}): Promise<ModelRuntime> {
+  /** `inlineLimitBytes`: weights above this go through an ONNX external-data file (default 1.5 GB). */
+  static async load(dir: string, opts: { threads?: number; inlineLimitBytes?: number } = {}): Promise<ModelRuntime> {
     const files = openModelDir(dir);
     const threads = opts.threads ?? DEFAULT_THREADS;
     const g = buildServeGraph(files.config, (gr) => initializerParams(gr, 'float32', files.weights.shapes, (n) => files.weights.get(n)));
-    const serve = await createSession(g, threads);
+    const serve = await createSession(g, threads, opts.inlineLimitBytes);
     files.weights.close();
     return new ModelRuntime(files, serve, threads);
   }

@@ -76,3 +76,20 @@ for (const { name, spec } of variants) {
     }
   });
 }
+
+test('weights loaded through an ONNX external-data file (the >2 GB path) give the same logits', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-ext-'));
+  writeRandomModel(dir, { ...base, modelType: 'qwen2', kvHeads: 2, tie: true });
+  const inline = await ModelRuntime.load(dir);
+  const external = await ModelRuntime.load(dir, { inlineLimitBytes: 0 });
+  try {
+    const ids = [5, 6, 7, 8];
+    const a = await inline.logits(ids);
+    const b = await external.logits(ids);
+    for (let t = 0; t < ids.length; t++) assert.deepEqual(Array.from(b[t]!), Array.from(a[t]!));
+  } finally {
+    await inline.release();
+    await external.release();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
