@@ -1,0 +1,26 @@
+// Typed errors of the language-model layer. `lm/` knows nothing of HTTP, so these carry a code only;
+// the server's error middleware maps codes to statuses. Every message names the file, tensor or
+// argument concerned, because "invalid config" alone sends people hunting.
+
+export type LmErrorCode =
+  | 'file_missing'
+  | 'file_corrupt'
+  | 'config_invalid'
+  | 'unsupported_dtype'
+  | 'unsupported_model'
+  | 'tensor_missing'
+  | 'bad_argument';
+
+export class LmError extends Error {
+  constructor(
+    public code: LmErrorCode | (string & {}),
+    message: string,
+    public details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'LmError';
+  }
+}
+
+export const isLmError = (e: unknown, code?: string): e is LmError =>
+  e instanceof LmError && (code === undefined || e.code === code);
