@@ -162,8 +162,17 @@ export class Scheduler {
       firstTokenAt: null,
       done: null,
     });
-    if (!this.running) this.running = this.loop().finally(() => (this.running = null));
+    this.kick();
     return stream;
+  }
+
+  /** Start the batch loop unless it runs. A request queued while the loop was winding down restarts it. */
+  private kick(): void {
+    if (this.running) return;
+    this.running = this.loop().finally(() => {
+      this.running = null;
+      if (this.queue.length) this.kick();
+    });
   }
 
   /** Stop admitting work; wait for running generations (or abort them after `deadlineMs`). */
@@ -204,7 +213,14 @@ export class Scheduler {
     const rt = this.runtime;
     const packed = packRows(live.map((s) => ({ prefix: s.req.prefix, ids: s.req.promptIds })), rt.config.hidden, null, 0);
     const logitsIndex = new ort.Tensor('int64', BigInt64Array.from(packed.lastSlot.map(BigInt)), [live.length, 1]);
-    const out = await rt.serve.run({ ...packed.feeds, ...rt.emptyPast(live.length), [IO.logitsIndex]: logitsIndex });
+    let out: ort.InferenceSession.ReturnType;
+    try {
+      out = await rt.serve.run({ ...packed.feeds, ...rt.emptyPast(live.length), [IO.logitsIndex]: logitsIndex });
+    } catch (e) {
+      // The joiners are in neither the queue nor the batch yet: fail them here or they wait forever.
+      for (const s of live) s.stream.error(e);
+      return;
+    }
     const joined: BatchCache = { L: packed.L, mask: packed.mask, kv: this.presentOf(out) };
     this.cache = this.cache ? mergeCaches(this.cache, this.rows.length, joined, live.length) : joined;
     this.rows.push(...live);

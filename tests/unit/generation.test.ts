@@ -9,6 +9,7 @@ import { writeRandomModel } from '../../server/lm/random-model.ts';
 import { Engine } from '../../server/lm/generate.ts';
 import type { SamplingParams } from '../../server/lm/sampling.ts';
 import { isLmError } from '../../server/lm/errors.ts';
+import type { GenerationResult } from '../../server/lm/scheduler.ts';
 
 let dir = '';
 let engine: Engine;
@@ -51,7 +52,7 @@ test('greedy decoding in a shared batch gives the same tokens as each request al
     { prompt: 'Ünïcödé 汉字 🙂 text', prefix: null, maxNewTokens: 12 },
     { prompt: 'zzz', prefix: prefix(1), maxNewTokens: 25 },
   ];
-  const alone = [];
+  const alone: GenerationResult[] = [];
   for (const r of reqs) alone.push(await engine.generateText({ ...r, sampling: greedy, ignoreEos: true }));
   const before = engine.scheduler.stats().steps;
   // Two start together; the others join while those are mid-decode.
@@ -120,4 +121,12 @@ test('bad input gets a clear error and the engine keeps serving', async () => {
   await assert.rejects(engine.runtime.logits([1, 400]), /ids\[1\] = 400 is out of range/);
   const ok = await engine.generateText({ prompt: 'still alive', sampling: greedy, maxNewTokens: 3, ignoreEos: true });
   assert.equal(ok.tokenIds.length, 3);
+});
+
+test('a request submitted the moment another finishes is still served', async () => {
+  for (let i = 0; i < 5; i++) {
+    await engine.scheduler.submit({ promptIds: [1, 2, 3], prefix: null, sampling: greedy, maxNewTokens: 2, ignoreEos: true }).result;
+    const r = await engine.scheduler.submit({ promptIds: [4, 5], prefix: null, sampling: greedy, maxNewTokens: 2, ignoreEos: true }).result;
+    assert.equal(r.tokenIds.length, 2);
+  }
 });
