@@ -102,7 +102,7 @@ async function scoreTimes(rt: ModelRuntime, len: number, P = 10): Promise<{ forw
 
 /** RSS of a fresh process that loads the serving session and decodes a few tokens. */
 function servingRssBytes(dir: string): number {
-  const child = spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'rss-child.ts'), dir], { encoding: 'utf8' });
+  const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(import.meta.dirname, 'rss-child.ts'), dir], { encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`rss child failed: ${child.stderr}`);
   return JSON.parse(child.stdout.trim().split('\n').pop()!).rss;
 }

@@ -63,6 +63,20 @@ export function initializerParams(g: Graph, dtype: DType, shapes: Map<string, nu
       cache.set(name, t);
       return t;
     },
+    getTransposed(name) {
+      const key = `${name}^T`;
+      const hit = cache.get(key);
+      if (hit) return hit;
+      const shape = shapes.get(name);
+      if (!shape || shape.length !== 2) throw new Error(`cannot transpose weight ${name}`);
+      const [r, c] = shape as [number, number];
+      const src = data(name);
+      const out = dtype === 'float64' ? new Float64Array(r * c) : new Float32Array(r * c);
+      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = src[i * c + j]!;
+      const t = g.initializer(`${name}.T`, dtype, [c, r], out);
+      cache.set(key, t);
+      return t;
+    },
   };
 }
 

@@ -11,6 +11,11 @@ export interface ParamSource {
   readonly dtype: DType;
   has(name: string): boolean;
   get(name: string): Tensor;
+  /**
+   * A 2-D weight transposed once at load, when the source can (initializers). GPT-2's Conv1D
+   * weights are stored [in, out]; as [out, in] a decode step's GEMV reads them about twice as fast.
+   */
+  getTransposed?(name: string): Tensor;
 }
 
 /** Runtime sizes shared by every layer: B rows, N new slots (prefix + tokens), T = B·N. */

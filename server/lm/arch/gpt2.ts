@@ -5,6 +5,12 @@ import type { Tensor } from '../onnx/graph.ts';
 import { add, gather, geluTanh, layerNorm, slice } from '../onnx/ops.ts';
 import { type DecoderInputs, type DecoderOutputs, type KvPair, type ParamSource, attention, linear } from './common.ts';
 
+/** HF's Conv1D: y = x·W + b with W stored [in, out]. */
+function conv1d(p: ParamSource, x: Tensor, name: string): Tensor {
+  const b = p.get(`${name}.bias`);
+  return p.getTransposed ? linear(x, p.getTransposed(`${name}.weight`), b, 'out_in') : linear(x, p.get(`${name}.weight`), b, 'in_out');
+}
+
 export const gpt2 = {
   /** Token embeddings plus learned position embeddings (added to soft-prompt rows too, as HF's inputs_embeds). */
   embedTokens(p: ParamSource, ids: Tensor): Tensor {
@@ -28,16 +34,16 @@ export const gpt2 = {
     for (let i = 0; i < cfg.layers; i++) {
       const w = (n: string): Tensor => p.get(`h.${i}.${n}`);
       const a = layerNorm(h, w('ln_1.weight'), w('ln_1.bias'), cfg.normEps);
-      const qkv = linear(a, w('attn.c_attn.weight'), w('attn.c_attn.bias'), 'in_out');
+      const qkv = conv1d(p, a, `h.${i}.attn.c_attn`);
       const q = slice(qkv, 1, 0, H);
       const k = slice(qkv, 1, H, 2 * H);
       const v = slice(qkv, 1, 2 * H, 3 * H);
       const att = attention(q, k, v, shape, x.dims, x.bias, x.past?.[i] ?? null, null);
       present.push(att.present);
-      h = add(h, linear(att.out, w('attn.c_proj.weight'), w('attn.c_proj.bias'), 'in_out'));
+      h = add(h, conv1d(p, att.out, `h.${i}.attn.c_proj`));
       const m = layerNorm(h, w('ln_2.weight'), w('ln_2.bias'), cfg.normEps);
-      const up = geluTanh(linear(m, w('mlp.c_fc.weight'), w('mlp.c_fc.bias'), 'in_out'));
-      h = add(h, linear(up, w('mlp.c_proj.weight'), w('mlp.c_proj.bias'), 'in_out'));
+      const up = geluTanh(conv1d(p, m, `h.${i}.mlp.c_fc`));
+      h = add(h, conv1d(p, up, `h.${i}.mlp.c_proj`));
     }
     return { hidden: layerNorm(h, p.get('ln_f.weight'), p.get('ln_f.bias'), cfg.normEps), present };
   },
