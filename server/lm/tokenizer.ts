@@ -1,0 +1,519 @@
+// The text side of a Hugging Face model directory: tokenizer.json + tokenizer_config.json, wrapped
+// so the engine never touches the library's loosely typed objects.
+//
+// Three choices worth knowing:
+// - `decode` never applies `clean_up_tokenization_spaces` (HF's " ." → "." rewrite, on by default for
+//   GPT-2). It is lossy, and it would make a finished message differ from the text that was streamed
+//   token by token through `tokenBytes`.
+// - `tokenBytes` is the ground truth for streaming: the exact UTF-8 bytes a token stands for, which
+//   may be part of a character. `TextStreamDecoder` in text-stream.ts reassembles characters.
+// - A model without a chat template gets FALLBACK_CHAT_TEMPLATE (ChatML). Its turn markers are
+//   usually plain text to such a model, so they are offered as `stopStrings` for the StopMatcher.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { Template } from '@huggingface/jinja';
+import { LmError } from './errors.ts';
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+export interface EncodeOptions {
+  /** Let the tokenizer's post-processor add its special tokens (e.g. Llama's BOS). Default true, as in HF. */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Drop special tokens (BOS, EOS, chat markers…) from the text. Default false, as in HF. */
+  skipSpecialTokens?: boolean;
+}
+
+export interface ChatTemplateOptions {
+  /** Append the opening of an assistant turn, so that the model's continuation is the answer. */
+  addGenerationPrompt: boolean;
+}
+
+export interface LoadTokenizerOptions {
+  /** End-of-sequence ids from the model's config.json / generation_config.json, added to eosTokenIds. */
+  extraEosTokenIds?: readonly number[];
+}
+
+export interface ChatTokenizer {
+  /** One more than the largest token id the tokenizer knows (the model's embedding may be larger). */
+  readonly vocabSize: number;
+  /** Generation stops on any of these. Deduplicated; may be empty if the model declares none. */
+  readonly eosTokenIds: number[];
+  readonly bosTokenId: number | null;
+  /** Special added tokens and the bos/eos/unk/pad/additional special tokens named in tokenizer_config.json. */
+  readonly specialTokenIds: Set<number>;
+  /** False when the model ships no chat template and FALLBACK_CHAT_TEMPLATE is used. */
+  readonly hasOwnChatTemplate: boolean;
+  /** The template source in use (the model's own, or FALLBACK_CHAT_TEMPLATE). */
+  readonly chatTemplate: string;
+  /**
+   * Strings that end an assistant turn under the template in use but that the model may emit as
+   * plain text rather than as one special token. Non-empty only for the fallback template.
+   */
+  readonly stopStrings: string[];
+  /**
+   * True when `decode` drops one leading space of its first token (sentencepiece-style decoders:
+   * "▁Hello" → "Hello"). TextStreamDecoder mirrors this so streamed text equals `decode`.
+   */
+  readonly decodeStripsLeadingSpace: boolean;
+  encode(text: string, opts?: EncodeOptions): number[];
+  decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
+  /**
+   * The raw UTF-8 bytes token `id` stands for (possibly part of a character). Special and added
+   * tokens give their content; unknown ids give no bytes. The array is shared: do not mutate it.
+   */
+  tokenBytes(id: number): Uint8Array;
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions): string;
+  /** Render the chat template and encode it, adding BOS only if the rendered text does not start with it. */
+  encodeChat(messages: readonly ChatMessage[], opts: ChatTemplateOptions): number[];
+}
+
+/**
+ * ChatML, the format of HF's former default template (Qwen, SmolLM, many fine-tunes), used when a
+ * model ships no chat template:
+ *
+ *     <|im_start|>system\n{content}<|im_end|>\n
+ *     <|im_start|>user\n{content}<|im_end|>\n
+ *     <|im_start|>assistant\n            ← generation prompt
+ *
+ * No BOS text is emitted; encodeChat still adds BOS when the tokenizer would add one.
+ */
+export const FALLBACK_CHAT_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+const FALLBACK_TURN_MARKERS = ['<|im_end|>', '<|im_start|>'];
+
+const TOKENIZER_FILE = 'tokenizer.json';
+const CONFIG_FILE = 'tokenizer_config.json';
+const TEMPLATE_JINJA_FILE = 'chat_template.jinja';
+const TEMPLATE_JSON_FILE = 'chat_template.json';
+
+type JsonObject = Record<string, unknown>;
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function readFile(path: string, name: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new LmError('file_missing', `${name} not found at ${path}`, { path });
+    throw new LmError('file_corrupt', `${name} at ${path} cannot be read: ${(e as Error).message}`, { path });
+  }
+}
+
+function readJsonObject(path: string, name: string): JsonObject {
+  const text = readFile(path, name);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new LmError('file_corrupt', `${name} at ${path} is not valid JSON: ${(e as Error).message}`, { path });
+  }
+  if (!isObject(parsed)) throw new LmError('file_corrupt', `${name} at ${path} is not a JSON object`, { path });
+  return parsed;
+}
+
+const fileExists = (path: string): boolean => existsSync(path);
+
+/** tokenizer_config.json writes tokens as "<s>" or as a serialized AddedToken {content: "<s>", …}. */
+function tokenContent(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (isObject(v) && typeof v.content === 'string') return v.content;
+  return null;
+}
+
+/** chat_template is a string, or (older multi-template configs) a list of {name, template}. */
+function pickTemplate(raw: unknown, source: string): string | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw === 'string') return raw;
+  if (Array.isArray(raw)) {
+    const named = raw.filter(
+      (t): t is { name: string; template: string } =>
+        isObject(t) && typeof t.name === 'string' && typeof t.template === 'string',
+    );
+    const chosen = named.find((t) => t.name === 'default');
+    if (chosen) return chosen.template;
+    throw new LmError(
+      'config_invalid',
+      `${source}: chat_template is a list without a template named 'default' (names: ${named.map((t) => t.name).join(', ')})`,
+      { file: source },
+    );
+  }
+  throw new LmError('config_invalid', `${source}: chat_template must be a string or a list of {name, template}`, {
+    file: source,
+  });
+}
+
+/** The template may live in tokenizer_config.json or, for newer exports, in its own file. */
+function findChatTemplate(dir: string, config: JsonObject): { template: string | null; source: string } {
+  const fromConfig = pickTemplate(config.chat_template, CONFIG_FILE);
+  if (fromConfig !== null) return { template: fromConfig, source: CONFIG_FILE };
+  const jinjaPath = join(dir, TEMPLATE_JINJA_FILE);
+  if (fileExists(jinjaPath)) return { template: readFile(jinjaPath, TEMPLATE_JINJA_FILE), source: TEMPLATE_JINJA_FILE };
+  const jsonPath = join(dir, TEMPLATE_JSON_FILE);
+  if (fileExists(jsonPath)) {
+    const obj = readJsonObject(jsonPath, TEMPLATE_JSON_FILE);
+    return { template: pickTemplate(obj.chat_template, TEMPLATE_JSON_FILE), source: TEMPLATE_JSON_FILE };
+  }
+  return { template: null, source: CONFIG_FILE };
+}
+
+/** GPT-2's bytes_to_unicode, inverted: the char a byte-level vocabulary uses → the byte. */
+const BYTE_LEVEL_CHAR_TO_BYTE: ReadonlyMap<string, number> = (() => {
+  const map = new Map<string, number>();
+  const direct = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (direct(b)) map.set(String.fromCharCode(b), b);
+    else map.set(String.fromCharCode(256 + n++), b);
+  }
+  return map;
+})();
+
+const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
+
+/** Does the decoder config (possibly a Sequence) contain a component of this type? */
+function findComponent(config: unknown, type: string): JsonObject | null {
+  if (!isObject(config)) return null;
+  if (config.type === type) return config;
+  for (const key of ['decoders', 'pretokenizers']) {
+    const list = config[key];
+    if (Array.isArray(list)) {
+      for (const item of list) {
+        const found = findComponent(item, type);
+        if (found) return found;
+      }
+    }
+  }
+  return null;
+}
+
+type TokenTextKind = 'byte_level' | 'sentencepiece' | 'plain';
+
+interface TokenizerFiles {
+  tokenizerJson: JsonObject;
+  tokenizerConfig: JsonObject;
+  chatTemplate: string | null;
+  /** File named in template errors. */
+  templateSource: string;
+  /** Directory, for messages. */
+  dir: string;
+}
+
+const textEncoder = new TextEncoder();
+const EMPTY_BYTES = new Uint8Array(0);
+const ROLES: ReadonlySet<string> = new Set<ChatRole>(['system', 'user', 'assistant']);
+
+/** Thrown by the template's raise_exception(): the template refuses these messages. */
+class TemplateRaised extends Error {}
+const TEMPLATE_RAISE = 'attune_raise_exception';
+
+class HfChatTokenizer implements ChatTokenizer {
+  readonly vocabSize: number;
+  readonly eosTokenIds: number[];
+  readonly bosTokenId: number | null;
+  readonly specialTokenIds: Set<number>;
+  readonly hasOwnChatTemplate: boolean;
+  readonly chatTemplate: string;
+  readonly stopStrings: string[];
+  readonly decodeStripsLeadingSpace: boolean;
+
+  private readonly hf: Tokenizer;
+  private readonly tokens: (string | undefined)[];
+  private readonly addedContent = new Map<number, string>();
+  private readonly kind: TokenTextKind;
+  private readonly metaspace: string | null;
+  private readonly byteFallback: boolean;
+  private readonly bytesCache: (Uint8Array | undefined)[];
+  private readonly template: Template;
+  private readonly templateSource: string;
+  private readonly bosToken: string | null;
+  private readonly eosToken: string | null;
+  private readonly postProcessorAddsBos: boolean;
+
+  constructor(files: TokenizerFiles, opts: LoadTokenizerOptions) {
+    const { tokenizerJson, tokenizerConfig: config } = files;
+    if (!isObject(tokenizerJson.model)) {
+      throw new LmError('file_corrupt', `${TOKENIZER_FILE} in ${files.dir} has no "model" object`, { dir: files.dir });
+    }
+    // The library insists on these keys being present; HF files sometimes omit the null ones.
+    const json: JsonObject = {
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      ...tokenizerJson,
+      added_tokens: Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens : [],
+    };
+    try {
+      this.hf = new Tokenizer(json, config);
+    } catch (e) {
+      throw new LmError('file_corrupt', `${TOKENIZER_FILE} in ${files.dir} is not a usable tokenizer: ${(e as Error).message}`, {
+        dir: files.dir,
+      });
+    }
+
+    const model = this.hf.model;
+    this.tokens = model ? [...model.vocab] : [];
+    const specials = new Set<number>();
+    for (const [id, token] of this.hf.get_added_tokens_decoder()) {
+      this.addedContent.set(id, token.content);
+      this.tokens[id] = token.content;
+      if (token.special) specials.add(id);
+    }
+    this.vocabSize = this.tokens.length;
+    this.bytesCache = new Array<Uint8Array | undefined>(this.vocabSize);
+
+    const idOf = (content: string | null): number | null => {
+      if (content === null) return null;
+      return this.hf.token_to_id(content) ?? null;
+    };
+    for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token']) {
+      const id = idOf(tokenContent(config[key]));
+      if (id !== null) specials.add(id);
+    }
+    if (Array.isArray(config.additional_special_tokens)) {
+      for (const t of config.additional_special_tokens) {
+        const id = idOf(tokenContent(t));
+        if (id !== null) specials.add(id);
+      }
+    }
+    this.specialTokenIds = specials;
+
+    this.bosToken = tokenContent(config.bos_token);
+    this.eosToken = tokenContent(config.eos_token);
+    this.bosTokenId = idOf(this.bosToken);
+
+    const decoder = json.decoder;
+    const modelJson = json.model as JsonObject;
+    if (findComponent(decoder, 'ByteLevel') || findComponent(json.pre_tokenizer, 'ByteLevel')) {
+      this.kind = 'byte_level';
+    } else if (
+      findComponent(decoder, 'Metaspace') ||
+      findComponent(decoder, 'ByteFallback') ||
+      findComponent(json.pre_tokenizer, 'Metaspace') ||
+      modelJson.byte_fallback === true
+    ) {
+      this.kind = 'sentencepiece';
+    } else {
+      this.kind = 'plain';
+    }
+    const metaspaceConfig = findComponent(decoder, 'Metaspace') ?? findComponent(json.pre_tokenizer, 'Metaspace');
+    this.metaspace =
+      this.kind === 'sentencepiece'
+        ? typeof metaspaceConfig?.replacement === 'string'
+          ? metaspaceConfig.replacement
+          : '▁'
+        : null;
+    this.byteFallback = this.kind === 'sentencepiece';
+
+    const template = files.chatTemplate;
+    const source = files.templateSource;
+    this.hasOwnChatTemplate = template !== null;
+    this.chatTemplate = template ?? FALLBACK_CHAT_TEMPLATE;
+    this.templateSource = this.hasOwnChatTemplate ? source : 'FALLBACK_CHAT_TEMPLATE';
+    try {
+      // The library's own raise_exception cannot be overridden (globals may not be redeclared) and
+      // throws a plain Error; renaming the call lets a refusal be told apart from a broken template.
+      this.template = new Template(this.chatTemplate.replace(/\braise_exception\b/g, TEMPLATE_RAISE));
+    } catch (e) {
+      throw new LmError('config_invalid', `chat_template in ${source} does not parse: ${(e as Error).message}`, {
+        file: source,
+        dir: files.dir,
+      });
+    }
+
+    const eos: number[] = [];
+    const addEos = (id: number | null): void => {
+      if (id !== null && !eos.includes(id)) eos.push(id);
+    };
+    // GPT2Tokenizer's constructor defaults eos_token to <|endoftext|>; old GPT-2 configs rely on that.
+    addEos(idOf(this.eosToken ?? '<|endoftext|>'));
+    for (const id of opts.extraEosTokenIds ?? []) {
+      if (!Number.isInteger(id) || id < 0) {
+        throw new LmError('bad_argument', `extraEosTokenIds must be non-negative integers, got ${id}`, { id });
+      }
+      addEos(id);
+    }
+    this.stopStrings = [];
+    if (!this.hasOwnChatTemplate) {
+      // Under ChatML the turn ends at <|im_end|>: as one token if the vocabulary has it, else as text.
+      for (const marker of FALLBACK_TURN_MARKERS) {
+        addEos(idOf(marker));
+        this.stopStrings.push(marker);
+      }
+    }
+    this.eosTokenIds = eos;
+
+    this.postProcessorAddsBos = this.probeAddsBos();
+    this.decodeStripsLeadingSpace = this.probeStripsLeadingSpace();
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    if (typeof text !== 'string') throw new LmError('bad_argument', 'encode: text must be a string');
+    return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+  }
+
+  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
+    const kept: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0) {
+        throw new LmError('bad_argument', `decode: token ids must be non-negative integers, got ${id} at index ${i}`, {
+          index: i,
+        });
+      }
+      // Unknown ids (padding rows of a larger embedding) decode to nothing, as in tokenBytes.
+      if (this.tokens[id] === undefined) continue;
+      if (opts.skipSpecialTokens && this.specialTokenIds.has(id)) continue;
+      kept.push(id);
+    }
+    if (kept.length === 0) return '';
+    return this.hf.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    if (!Number.isInteger(id) || id < 0) {
+      throw new LmError('bad_argument', `tokenBytes: token id must be a non-negative integer, got ${id}`, { id });
+    }
+    if (id >= this.vocabSize) return EMPTY_BYTES;
+    const cached = this.bytesCache[id];
+    if (cached !== undefined) return cached;
+    const bytes = this.computeTokenBytes(id);
+    this.bytesCache[id] = bytes;
+    return bytes;
+  }
+
+  private computeTokenBytes(id: number): Uint8Array {
+    const token = this.tokens[id];
+    if (token === undefined) return EMPTY_BYTES;
+    // Added tokens are stored as their literal text in every tokenizer family.
+    const added = this.addedContent.get(id);
+    if (added !== undefined) return textEncoder.encode(added);
+    if (this.kind === 'byte_level') {
+      const out: number[] = [];
+      for (const ch of token) {
+        const b = BYTE_LEVEL_CHAR_TO_BYTE.get(ch);
+        if (b !== undefined) out.push(b);
+        else out.push(...textEncoder.encode(ch));
+      }
+      return Uint8Array.from(out);
+    }
+    if (this.byteFallback) {
+      const m = BYTE_TOKEN.exec(token);
+      if (m) return Uint8Array.of(parseInt(m[1], 16));
+    }
+    const text = this.metaspace !== null ? token.replaceAll(this.metaspace, ' ') : token;
+    return textEncoder.encode(text);
+  }
+
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions): string {
+    if (!Array.isArray(messages)) throw new LmError('bad_argument', 'applyChatTemplate: messages must be an array');
+    const plain = messages.map((m, i) => {
+      if (!isObject(m) || !ROLES.has(m.role as string) || typeof m.content !== 'string') {
+        throw new LmError('bad_argument', `applyChatTemplate: message ${i} must be {role: system|user|assistant, content: string}`, {
+          index: i,
+        });
+      }
+      return { role: m.role, content: m.content };
+    });
+    try {
+      return this.template.render({
+        messages: plain,
+        add_generation_prompt: opts.addGenerationPrompt,
+        bos_token: this.bosToken ?? '',
+        eos_token: this.eosToken ?? '',
+        [TEMPLATE_RAISE]: (message: unknown): never => {
+          throw new TemplateRaised(String(message));
+        },
+      });
+    } catch (e) {
+      if (e instanceof TemplateRaised) {
+        // The template itself refuses this conversation (e.g. "System role not supported"): the
+        // caller's messages are at fault, not the model files.
+        throw new LmError('bad_argument', `chat template (${this.templateSource}) rejected the messages: ${e.message}`, {
+          file: this.templateSource,
+        });
+      }
+      throw new LmError('config_invalid', `chat template in ${this.templateSource} failed to render: ${(e as Error).message}`, {
+        file: this.templateSource,
+      });
+    }
+  }
+
+  encodeChat(messages: readonly ChatMessage[], opts: ChatTemplateOptions): number[] {
+    const text = this.applyChatTemplate(messages, opts);
+    // Special tokens written by the template are matched as tokens by encode; the post-processor's
+    // own additions are not wanted (a second BOS, or an EOS closing the prompt), so BOS is added
+    // by hand, and only when the tokenizer would add it and the template did not write it.
+    const ids = this.encode(text, { addSpecialTokens: false });
+    const templateWroteBos = this.bosToken !== null && this.bosToken !== '' && text.startsWith(this.bosToken);
+    if (this.postProcessorAddsBos && !templateWroteBos && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
+    return ids;
+  }
+
+  private probeAddsBos(): boolean {
+    if (this.bosTokenId === null) return false;
+    const withSpecial = this.hf.encode('a', { add_special_tokens: true }).ids;
+    const without = this.hf.encode('a', { add_special_tokens: false }).ids;
+    return withSpecial[0] === this.bosTokenId && without[0] !== this.bosTokenId;
+  }
+
+  /** Find a plain token whose bytes are " x…" and see whether decode keeps the space. */
+  private probeStripsLeadingSpace(): boolean {
+    for (let id = 0; id < this.vocabSize; id++) {
+      if (this.addedContent.has(id) || this.tokens[id] === undefined) continue;
+      const bytes = this.tokenBytes(id);
+      if (bytes.length < 2 || bytes[0] !== 0x20) continue;
+      let ascii = true;
+      for (let i = 1; i < bytes.length; i++) if (bytes[i] <= 0x20 || bytes[i] >= 0x7f) ascii = false;
+      if (!ascii) continue;
+      const text = String.fromCharCode(...bytes);
+      const decoded = this.hf.decode([id], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+      return decoded === text.slice(1);
+    }
+    return false;
+  }
+}
+
+/** Build a tokenizer from already parsed files (for callers that hold them in memory). */
+export function createChatTokenizer(
+  files: { tokenizerJson: unknown; tokenizerConfig: unknown; chatTemplate?: string | null; dir?: string },
+  opts: LoadTokenizerOptions = {},
+): ChatTokenizer {
+  const dir = files.dir ?? '(in memory)';
+  if (!isObject(files.tokenizerJson)) throw new LmError('file_corrupt', `${TOKENIZER_FILE} (${dir}) is not a JSON object`);
+  if (!isObject(files.tokenizerConfig)) throw new LmError('file_corrupt', `${CONFIG_FILE} (${dir}) is not a JSON object`);
+  const template = files.chatTemplate ?? pickTemplate(files.tokenizerConfig.chat_template, CONFIG_FILE);
+  return new HfChatTokenizer(
+    {
+      tokenizerJson: files.tokenizerJson,
+      tokenizerConfig: files.tokenizerConfig,
+      chatTemplate: template,
+      templateSource: CONFIG_FILE,
+      dir,
+    },
+    opts,
+  );
+}
+
+/**
+ * Load dir/tokenizer.json and dir/tokenizer_config.json (chat template from the config, or from
+ * chat_template.jinja / chat_template.json beside it). Throws LmError naming the file at fault.
+ */
+export function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}): ChatTokenizer {
+  const tokenizerJson = readJsonObject(join(dir, TOKENIZER_FILE), TOKENIZER_FILE);
+  const tokenizerConfig = readJsonObject(join(dir, CONFIG_FILE), CONFIG_FILE);
+  const { template, source } = findChatTemplate(dir, tokenizerConfig);
+  return new HfChatTokenizer({ tokenizerJson, tokenizerConfig, chatTemplate: template, templateSource: source, dir }, opts);
+}
