@@ -36,8 +36,8 @@ export const IO = {
   targetMask: 'target_mask',
   pastKey: (i: number) => `past_key.${i}`,
   pastValue: (i: number) => `past_value.${i}`,
-  presentKey: (i: number) => `present_key.${i}`,
-  presentValue: (i: number) => `present_value.${i}`,
+  newKey: (i: number) => `new_key.${i}`,
+  newValue: (i: number) => `new_value.${i}`,
   logits: 'logits',
   logp: 'logp',
   gradPrefix: 'grad_prefix',
@@ -101,7 +101,7 @@ export function inputParams(g: Graph, dtype: DType, shapes: Map<string, number[]
 
 interface Trunk {
   hidden: Tensor; // [T, H]
-  present: KvPair[];
+  fresh: KvPair[];
   dims: Dims;
   ids: Tensor;
   prefix: Tensor;
@@ -127,12 +127,14 @@ function trunk(g: Graph, cfg: ModelConfig, arch: Architecture, p: ParamSource, w
   if (arch.addPositions) embeds = arch.addPositions(p, embeds, positionIds);
   const bias = attentionBias(attentionMask, dims, p.dtype);
   const out = arch.decoder(cfg, p, { embeds: reshape(embeds, [-1, cfg.hidden]), positionIds, bias, past, dims });
-  return { hidden: out.hidden, present: out.present, dims, ids, prefix };
+  return { hidden: out.hidden, fresh: out.fresh, dims, ids, prefix };
 }
 
 /**
  * Serving graph: prefill and decode in one. Inputs: input_ids [B,S], prefix_embeds [B,P,H],
- * position_ids and attention over N = P+S new slots, past keys/values; logits only at logits_index [B,K].
+ * position_ids [B,N] for N = P+S new slots, attention_mask [B, Lpast+N], the past keys/values
+ * [B, kvHeads, Lpast, hd] (read only: the caller owns the cache), logits_index [B,K]. Outputs: logits
+ * at logits_index [B,K,V] and the new slots' keys and values, which the caller appends to its cache.
  */
 export function buildServeGraph(cfg: ModelConfig, params: (g: Graph) => ParamSource): Graph {
   const g = new Graph('serve');
@@ -153,9 +155,9 @@ export function buildServeGraph(cfg: ModelConfig, params: (g: Graph) => ParamSou
   const logits2 = gemm(flat, arch.lmHeadWeight(cfg, p), { transB: true });
   const outShape = g.noGrad(() => shapeTensor([dimOf(logitsIndex, 0), dimOf(logitsIndex, 1), [cfg.vocabSize]]));
   g.output(reshapeDyn(logits2, outShape, ['B', 'K', cfg.vocabSize]), IO.logits);
-  t.present.forEach((kv, i) => {
-    g.output(kv.k, IO.presentKey(i));
-    g.output(kv.v, IO.presentValue(i));
+  t.fresh.forEach((kv, i) => {
+    g.output(kv.k, IO.newKey(i));
+    g.output(kv.v, IO.newValue(i));
   });
   return g;
 }

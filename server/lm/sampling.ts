@@ -197,10 +197,12 @@ export class Sampler {
   private prepare(logits: Float32Array, previousIds: ArrayLike<number>): number {
     const V = logits.length;
     if (V === 0) throw new LmError('bad_argument', 'Sampler.next: logits are empty');
+    const { temperature, topK, topP, repetitionPenalty } = this.params;
+    // Plain greedy needs no scratch copy: the hot path of every greedy decode step.
+    if (temperature === 0 && repetitionPenalty === 1) return argmax(logits, V);
     this.ensureCapacity(V);
     const s = this.scores;
     s.set(logits);
-    const { temperature, topK, topP, repetitionPenalty } = this.params;
     if (repetitionPenalty !== 1) this.applyRepetitionPenalty(s, V, previousIds, repetitionPenalty);
     if (temperature === 0) return argmax(s, V);
 

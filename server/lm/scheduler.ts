@@ -105,11 +105,20 @@ interface Sequence {
   done: FinishReason | null;
 }
 
+/**
+ * The batch's KV cache, owned here and fed to every step read-only: per layer, keys then values, each
+ * [B, kvHeads, cap, headDim]. Rows are right-aligned so every row's newest slot is `len - 1`; slots
+ * before a row's history and the spare capacity after `len` are masked out.
+ */
 interface BatchCache {
-  L: number;
-  mask: BigInt64Array; // [B, L]
-  kv: ort.Tensor[]; // per layer: key, value, each [B, kvHeads, L, headDim]
+  cap: number;
+  len: number;
+  mask: BigInt64Array; // [B, cap]
+  kv: Float32Array[];
 }
+
+/** Spare slots allocated past the current length, so the cache grows (and is copied) only every so often. */
+const CACHE_CHUNK = 32;
 
 export interface SchedulerStats {
   active: number;
@@ -221,28 +230,41 @@ export class Scheduler {
       for (const s of live) s.stream.error(e);
       return;
     }
-    const joined: BatchCache = { L: packed.L, mask: packed.mask, kv: this.presentOf(out) };
-    this.cache = this.cache ? mergeCaches(this.cache, this.rows.length, joined, live.length) : joined;
+    const N = packed.N;
+    const fresh = this.freshOf(out);
+    const joinerRows: RowSlots[] = live.map((_, j) => ({ kv: fresh, stride: N, row: j, start: 0, end: N, mask: packed.mask }));
+    const current = this.cache;
+    const kept: RowSlots[] = current ? this.rows.map((_, b) => ({ kv: current.kv, stride: current.cap, row: b, start: 0, end: current.len, mask: current.mask })) : [];
+    this.cache = assemble([...kept, ...joinerRows], this.cacheGeometry());
     this.rows.push(...live);
     this.steps++;
     this.consumeLogits(out[IO.logits]!.data as Float32Array, live);
   }
 
-  private presentOf(out: ort.InferenceSession.ReturnType): ort.Tensor[] {
-    const kv: ort.Tensor[] = [];
-    for (let i = 0; i < this.runtime.config.layers; i++) kv.push(out[IO.presentKey(i)]!, out[IO.presentValue(i)]!);
+  private cacheGeometry(): { kvHeads: number; headDim: number } {
+    return { kvHeads: this.runtime.config.kvHeads, headDim: this.runtime.config.headDim };
+  }
+
+  private freshOf(out: ort.InferenceSession.ReturnType): Float32Array[] {
+    const kv: Float32Array[] = [];
+    for (let i = 0; i < this.runtime.config.layers; i++) kv.push(out[IO.newKey(i)]!.data as Float32Array, out[IO.newValue(i)]!.data as Float32Array);
     return kv;
   }
 
   private async decodeStep(): Promise<void> {
     const rt = this.runtime;
-    const c = this.cache!;
     const B = this.rows.length;
-    const L = c.L + 1;
+    if (this.cache!.len === this.cache!.cap) {
+      const c = this.cache!;
+      this.cache = assemble(this.rows.map((_, b) => ({ kv: c.kv, stride: c.cap, row: b, start: 0, end: c.len, mask: c.mask })), this.cacheGeometry());
+    }
+    const c = this.cache!;
+    const { kvHeads, headDim } = this.cacheGeometry();
+    const L = c.cap + 1;
     const mask = new BigInt64Array(B * L);
     for (let b = 0; b < B; b++) {
-      mask.set(c.mask.subarray(b * c.L, (b + 1) * c.L), b * L);
-      mask[b * L + c.L] = 1n;
+      mask.set(c.mask.subarray(b * c.cap, (b + 1) * c.cap), b * L);
+      mask[b * L + c.cap] = 1n;
     }
     const feeds: Record<string, ort.Tensor> = {
       [IO.inputIds]: new ort.Tensor('int64', BigInt64Array.from(this.rows.map((s) => BigInt(s.lastToken))), [B, 1]),
@@ -252,12 +274,19 @@ export class Scheduler {
       [IO.logitsIndex]: new ort.Tensor('int64', new BigInt64Array(B), [B, 1]),
     };
     for (let i = 0; i < rt.config.layers; i++) {
-      feeds[IO.pastKey(i)] = c.kv[2 * i]!;
-      feeds[IO.pastValue(i)] = c.kv[2 * i + 1]!;
+      feeds[IO.pastKey(i)] = new ort.Tensor('float32', c.kv[2 * i]!, [B, kvHeads, c.cap, headDim]);
+      feeds[IO.pastValue(i)] = new ort.Tensor('float32', c.kv[2 * i + 1]!, [B, kvHeads, c.cap, headDim]);
     }
     const rows = this.rows.slice();
     const out = await rt.serve.run(feeds);
-    this.cache = { L, mask, kv: this.presentOf(out) };
+    // Append the new slot of every row.
+    const fresh = this.freshOf(out);
+    fresh.forEach((src, j) => {
+      const dst = c.kv[j]!;
+      for (let r = 0; r < B * kvHeads; r++) dst.set(src.subarray(r * headDim, (r + 1) * headDim), (r * c.cap + c.len) * headDim);
+    });
+    for (let b = 0; b < B; b++) c.mask[b * c.cap + c.len] = 1n;
+    c.len++;
     this.steps++;
     this.consumeLogits(out[IO.logits]!.data as Float32Array, rows);
   }
@@ -300,7 +329,10 @@ export class Scheduler {
       if (s.done) this.finish(s, s.done);
       else keep.push(b);
     });
-    this.cache = keep.length && this.cache ? selectRows(this.cache, this.rows.length, keep) : null;
+    const c = this.cache;
+    this.cache = keep.length && c
+      ? assemble(keep.map((b) => ({ kv: c.kv, stride: c.cap, row: b, start: 0, end: c.len, mask: c.mask })), this.cacheGeometry())
+      : null;
     this.rows = keep.map((b) => this.rows[b]!);
   }
 
@@ -326,70 +358,46 @@ export class Scheduler {
 
 // ---------------------------------------------------------------- cache surgery
 
-/** Copy rows of [B, kvHeads, L, hd] caches into a new length L' ≥ L, right-aligned (left padding). */
-function copyRows(src: BatchCache, srcB: number, rows: number[], dst: { L: number; mask: BigInt64Array; kv: Float32Array[] }, dstRow0: number, trim: number): void {
-  const Ls = src.L;
-  const Ld = dst.L;
-  const shift = Ld - (Ls - trim);
-  rows.forEach((b, r) => {
-    const d = dstRow0 + r;
-    dst.mask.set(src.mask.subarray(b * Ls + trim, (b + 1) * Ls), d * Ld + shift);
+/** Slots [start, end) of one row of a [B, kvHeads, stride, hd] cache (per layer K, V) and its mask. */
+interface RowSlots {
+  kv: Float32Array[];
+  stride: number;
+  row: number;
+  start: number;
+  end: number;
+  mask: BigInt64Array;
+}
+
+/**
+ * A fresh cache holding the given rows, right-aligned to a common length. Leading slots that no row
+ * can see are dropped, and CACHE_CHUNK spare slots are allocated for the steps to come.
+ */
+export function assemble(rows: RowSlots[], geo: { kvHeads: number; headDim: number }): BatchCache {
+  const visibleFrom = rows.map((r) => {
+    let s = r.start;
+    while (s < r.end && r.mask[r.row * r.stride + s] === 0n) s++;
+    return s;
   });
-  src.kv.forEach((t, k) => {
-    const [, heads, , hd] = t.dims as number[];
-    const data = t.data as Float32Array;
-    const out = dst.kv[k]!;
-    rows.forEach((b, r) => {
-      const d = dstRow0 + r;
-      for (let h = 0; h < heads!; h++) {
-        const s0 = ((b * heads! + h) * Ls + trim) * hd!;
-        out.set(data.subarray(s0, s0 + (Ls - trim) * hd!), ((d * heads! + h) * Ld + shift) * hd!);
+  const len = Math.max(0, ...rows.map((r, i) => r.end - visibleFrom[i]!));
+  const cap = len + CACHE_CHUNK;
+  const B = rows.length;
+  const { kvHeads: H, headDim: D } = geo;
+  const layers = rows[0]?.kv.length ?? 0;
+  const kv = Array.from({ length: layers }, () => new Float32Array(B * H * cap * D));
+  const mask = new BigInt64Array(B * cap);
+  rows.forEach((r, b) => {
+    const from = visibleFrom[b]!;
+    const n = r.end - from;
+    const shift = len - n;
+    mask.set(r.mask.subarray(r.row * r.stride + from, r.row * r.stride + r.end), b * cap + shift);
+    for (let j = 0; j < layers; j++) {
+      const src = r.kv[j]!;
+      const dst = kv[j]!;
+      for (let h = 0; h < H; h++) {
+        const s0 = ((r.row * H + h) * r.stride + from) * D;
+        dst.set(src.subarray(s0, s0 + n * D), ((b * H + h) * cap + shift) * D);
       }
-    });
+    }
   });
-  void srcB;
-}
-
-function allocate(like: BatchCache, B: number, L: number): { L: number; mask: BigInt64Array; kv: Float32Array[] } {
-  return {
-    L,
-    mask: new BigInt64Array(B * L),
-    kv: like.kv.map((t) => {
-      const [, heads, , hd] = t.dims as number[];
-      return new Float32Array(B * heads! * L * hd!);
-    }),
-  };
-}
-
-function finalize(like: BatchCache, B: number, a: { L: number; mask: BigInt64Array; kv: Float32Array[] }): BatchCache {
-  return {
-    L: a.L,
-    mask: a.mask,
-    kv: a.kv.map((data, k) => {
-      const [, heads, , hd] = like.kv[k]!.dims as number[];
-      return new ort.Tensor('float32', data, [B, heads!, a.L, hd!]);
-    }),
-  };
-}
-
-export function mergeCaches(a: BatchCache, aB: number, b: BatchCache, bB: number): BatchCache {
-  const L = Math.max(a.L, b.L);
-  const out = allocate(a, aB + bB, L);
-  copyRows(a, aB, [...Array(aB).keys()], out, 0, 0);
-  copyRows(b, bB, [...Array(bB).keys()], out, aB, 0);
-  return finalize(a, aB + bB, out);
-}
-
-/** Keep some rows, and drop leading columns that no kept row can see any more. */
-export function selectRows(c: BatchCache, B: number, keep: number[]): BatchCache {
-  let trim = c.L;
-  for (const b of keep) {
-    let first = 0;
-    while (first < c.L && c.mask[b * c.L + first] === 0n) first++;
-    trim = Math.min(trim, first);
-  }
-  if (trim === c.L) trim = 0;
-  const out = allocate(c, keep.length, c.L - trim);
-  copyRows(c, B, keep, out, 0, trim);
-  return finalize(c, keep.length, out);
+  return { cap, len, mask, kv };
 }

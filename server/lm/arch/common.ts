@@ -44,7 +44,8 @@ export interface DecoderInputs {
 export interface DecoderOutputs {
   /** [T, H] after the final norm. */
   hidden: Tensor;
-  present: KvPair[];
+  /** Keys (position-encoded) and values of the N new slots per layer, [B, kvHeads, N, headDim]. */
+  fresh: KvPair[];
 }
 
 /** y = x·Wᵀ + b for an nn.Linear weight [out, in], or x·W + b for a GPT-2 Conv1D weight [in, out]. */
@@ -64,11 +65,15 @@ export interface AttentionShape {
  * Query heads are grouped per KV head as a 5-D tensor [B, kvHeads, group, N, hd] so grouped-query
  * attention broadcasts instead of copying keys (HF's repeat_kv gives the same result).
  * `rotate` applies position information to q [B,kv,g,N,hd] and k [B,kv,N,hd] (RoPE), or nothing.
+ *
+ * With a cache, the past keys and values are only read: scores against the past and against the new
+ * slots are computed apart and joined, so the cache is never concatenated (a full copy per layer and
+ * step). Only the new keys and values leave the graph; the caller appends them to its cache.
  */
 export function attention(
   q2: Tensor, k2: Tensor, v2: Tensor, s: AttentionShape, dims: Dims, bias: Tensor, past: KvPair | null,
   rotate: ((q: Tensor, k: Tensor) => [Tensor, Tensor]) | null,
-): { out: Tensor; present: KvPair } {
+): { out: Tensor; fresh: KvPair } {
   const group = s.heads / s.kvHeads;
   const g = q2.g;
   const [q5shape, k4shape] = g.noGrad(() => [
@@ -77,16 +82,24 @@ export function attention(
   ]);
   let q = transpose(reshapeDyn(q2, q5shape!, ['B', 'N', s.kvHeads, group, s.headDim]), [0, 2, 3, 1, 4]);
   let k = transpose(reshapeDyn(k2, k4shape!, ['B', 'N', s.kvHeads, s.headDim]), [0, 2, 1, 3]);
-  let v = transpose(reshapeDyn(v2, k4shape!, ['B', 'N', s.kvHeads, s.headDim]), [0, 2, 1, 3]);
+  const v = transpose(reshapeDyn(v2, k4shape!, ['B', 'N', s.kvHeads, s.headDim]), [0, 2, 1, 3]);
   if (rotate) [q, k] = rotate(q, k);
+  const qs = mul(q, 1 / Math.sqrt(s.headDim));
+  const scoresNew = matmul(qs, transposeLast2(unsqueeze(k, [2]))); // [B, kv, g, N, N]
+  let ctx: Tensor;
   if (past) {
-    k = concat([past.k, k], 2);
-    v = concat([past.v, v], 2);
+    const scoresPast = matmul(qs, transposeLast2(unsqueeze(past.k, [2]))); // [B, kv, g, N, Lpast]
+    const probs = softmax(add(concat([scoresPast, scoresNew], -1), bias), -1);
+    const lpast = g.noGrad(() => dimOf(past.k, 2));
+    const total = g.noGrad(() => dimOf(probs, -1));
+    const pPast = slice(probs, -1, 0, lpast, 'Lpast');
+    const pNew = slice(probs, -1, lpast, total, 'N');
+    ctx = add(matmul(pPast, unsqueeze(past.v, [2])), matmul(pNew, unsqueeze(v, [2])));
+  } else {
+    ctx = matmul(softmax(add(scoresNew, bias), -1), unsqueeze(v, [2])); // [B, kv, g, N, hd]
   }
-  const scores = add(matmul(mul(q, 1 / Math.sqrt(s.headDim)), transposeLast2(unsqueeze(k, [2]))), bias);
-  const ctx = matmul(softmax(scores, -1), unsqueeze(v, [2])); // [B, kv, g, N, hd]
   const out = reshape(transpose(ctx, [0, 3, 1, 2, 4]), [-1, s.heads * s.headDim]);
-  return { out, present: { k, v } };
+  return { out, fresh: { k, v } };
 }
 
 /**

@@ -30,7 +30,7 @@ export const gpt2 = {
     const H = cfg.hidden;
     const shape = { heads: cfg.heads, kvHeads: cfg.heads, headDim: cfg.headDim };
     let h = x.embeds;
-    const present: KvPair[] = [];
+    const fresh: KvPair[] = [];
     for (let i = 0; i < cfg.layers; i++) {
       const w = (n: string): Tensor => p.get(`h.${i}.${n}`);
       const a = layerNorm(h, w('ln_1.weight'), w('ln_1.bias'), cfg.normEps);
@@ -39,13 +39,13 @@ export const gpt2 = {
       const k = slice(qkv, 1, H, 2 * H);
       const v = slice(qkv, 1, 2 * H, 3 * H);
       const att = attention(q, k, v, shape, x.dims, x.bias, x.past?.[i] ?? null, null);
-      present.push(att.present);
+      fresh.push(att.fresh);
       h = add(h, conv1d(p, att.out, `h.${i}.attn.c_proj`));
       const m = layerNorm(h, w('ln_2.weight'), w('ln_2.bias'), cfg.normEps);
       const up = geluTanh(conv1d(p, m, `h.${i}.mlp.c_fc`));
       h = add(h, conv1d(p, up, `h.${i}.mlp.c_proj`));
     }
-    return { hidden: layerNorm(h, p.get('ln_f.weight'), p.get('ln_f.bias'), cfg.normEps), present };
+    return { hidden: layerNorm(h, p.get('ln_f.weight'), p.get('ln_f.bias'), cfg.normEps), fresh };
   },
 
   /** Weight names and shapes this architecture reads (HF names, without the `transformer.` prefix). */

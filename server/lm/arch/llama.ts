@@ -58,7 +58,7 @@ export const llama = {
     ];
 
     let h = x.embeds;
-    const present: KvPair[] = [];
+    const fresh: KvPair[] = [];
     for (let i = 0; i < cfg.layers; i++) {
       const w = (n: string): Tensor => p.get(`layers.${i}.${n}`);
       const bias = (n: string, on: boolean): Tensor | null => (on ? w(n) : null);
@@ -67,14 +67,14 @@ export const llama = {
       const k = linear(a, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias', cfg.qkvBias), 'out_in');
       const v = linear(a, w('self_attn.v_proj.weight'), bias('self_attn.v_proj.bias', cfg.qkvBias), 'out_in');
       const att = attention(q, k, v, shape, x.dims, x.bias, x.past?.[i] ?? null, rotate);
-      present.push(att.present);
+      fresh.push(att.fresh);
       h = add(h, linear(att.out, w('self_attn.o_proj.weight'), bias('self_attn.o_proj.bias', cfg.oBias), 'out_in'));
       const m = rmsNorm(h, w('post_attention_layernorm.weight'), cfg.normEps);
       const gate = silu(linear(m, w('mlp.gate_proj.weight'), bias('mlp.gate_proj.bias', cfg.mlpBias), 'out_in'));
       const up = linear(m, w('mlp.up_proj.weight'), bias('mlp.up_proj.bias', cfg.mlpBias), 'out_in');
       h = add(h, linear(mul(gate, up), w('mlp.down_proj.weight'), bias('mlp.down_proj.bias', cfg.mlpBias), 'out_in'));
     }
-    return { hidden: rmsNorm(h, p.get('norm.weight'), cfg.normEps), present };
+    return { hidden: rmsNorm(h, p.get('norm.weight'), cfg.normEps), fresh };
   },
 
   weightShapes(cfg: ModelConfig): Map<string, number[]> {
