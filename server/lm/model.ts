@@ -197,7 +197,7 @@ export function buildScoreGraph(cfg: ModelConfig, params: (g: Graph) => ParamSou
  * Training graph: mean next-token cross-entropy over target_mask, and its gradient w.r.t. every
  * weight (fed as inputs `param.<name>`), so an optimizer outside the graph can step them.
  */
-export function buildTrainGraph(cfg: ModelConfig, dtype: DType = 'float32'): { graph: Graph; paramNames: string[] } {
+export function buildTrainGraph(cfg: ModelConfig, dtype: DType = 'float32', opts: { gradients?: boolean } = {}): { graph: Graph; paramNames: string[] } {
   const g = new Graph('train');
   const arch = architectureOf(cfg);
   const p = inputParams(g, dtype, arch.weightShapes(cfg));
@@ -208,6 +208,7 @@ export function buildTrainGraph(cfg: ModelConfig, dtype: DType = 'float32'): { g
   g.output(loss, IO.loss);
   g.output(count, IO.tokenCount);
   const names = [...p.all().keys()];
+  if (opts.gradients === false) return { graph: g, paramNames: names };
   const grads = gradients([{ y: loss, seed: g.scalar(1, dtype) }], names.map((n) => p.all().get(n)!));
   grads.forEach((gt, i) => g.output(gt, IO.gradParam(names[i]!)));
   return { graph: g, paramNames: names };
