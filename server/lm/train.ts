@@ -87,7 +87,7 @@ export class LmTrainer {
   private constructor(
     readonly config: ModelConfig,
     readonly params: Map<string, Float32Array>,
-    readonly opt: OptimizerOptions,
+    public opt: OptimizerOptions,
     private readonly trainSession: ort.InferenceSession,
     private readonly evalSession: ort.InferenceSession,
     private readonly names: string[],
@@ -178,9 +178,10 @@ export class LmTrainer {
     fs.renameSync(tmp, dir);
   }
 
-  /** Restore weights, moments and step; returns the extra state saved with them. */
+  /** Restore weights, moments, step and optimizer schedule; returns the extra state saved with them. */
   loadCheckpoint(dir: string): Record<string, unknown> {
-    const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as Record<string, unknown> & { step: number };
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as Record<string, unknown> & { step: number; optimizer: OptimizerOptions };
+    this.opt = state.optimizer;
     const load = (file: string, dst: Map<string, Float32Array>) => {
       const src = openSafetensors(path.join(dir, file));
       try {
