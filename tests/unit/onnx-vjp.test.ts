@@ -255,6 +255,8 @@ describe('gemm', () => {
     }
   }
   test('default options', async () => void (await check(['gemm'], ([a, b]) => gemm(a!, b!), [x(2, 3), x(3, 4)])));
+  test('with a bias row broadcast over rows (the C input)', async () =>
+    void (await check(['gemm'], ([a, b, c]) => gemm(a!, b!, { transB: true, c: c! }), [x(3, 4), x(5, 4), x(5)])));
 });
 
 // ---------------------------------------------------------------- layout

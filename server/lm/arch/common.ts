@@ -50,8 +50,8 @@ export interface DecoderOutputs {
 
 /** y = x·Wᵀ + b for an nn.Linear weight [out, in], or x·W + b for a GPT-2 Conv1D weight [in, out]. */
 export function linear(x: Tensor, w: Tensor, b: Tensor | null, layout: 'out_in' | 'in_out'): Tensor {
-  const y = gemm(x, w, { transB: layout === 'out_in' });
-  return b ? add(y, b) : y;
+  // The bias rides in Gemm's C input: one kernel instead of a product and a broadcast add.
+  return gemm(x, w, { transB: layout === 'out_in', ...(b ? { c: b } : {}) });
 }
 
 export interface AttentionShape {

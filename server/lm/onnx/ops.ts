@@ -311,20 +311,21 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return y!;
 }
 
-/** 2-D product with optional transposes: y = op(a) · op(b). */
-export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
+/** 2-D product with optional transposes and bias: y = op(a) · op(b) (+ c, broadcast over rows). */
+export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; c?: Tensor } = {}): Tensor {
   const tA = !!opts.transA;
   const tB = !!opts.transB;
   const M = tA ? a.shape[1]! : a.shape[0]!;
   const N = tB ? b.shape[0]! : b.shape[1]!;
-  const [y] = a.g.emit('Gemm', [a, b], { transA: tA ? 1 : 0, transB: tB ? 1 : 0 }, [{ dtype: a.dtype, shape: [M, N] }]);
-  a.g.record('Gemm', [a, b], [y!], ([g], n) => {
-    // y = A'·B' with A' = op(a), B' = op(b): dA' = g·B'ᵀ, dB' = A'ᵀ·g.
+  const inputs = opts.c ? [a, b, opts.c] : [a, b];
+  const [y] = a.g.emit('Gemm', inputs, { transA: tA ? 1 : 0, transB: tB ? 1 : 0 }, [{ dtype: a.dtype, shape: [M, N] }]);
+  a.g.record('Gemm', inputs, [y!], ([g], n) => {
+    // y = A'·B' + c with A' = op(a), B' = op(b): dA' = g·B'ᵀ, dB' = A'ᵀ·g, dc = g summed to c's shape.
     let da: Tensor | null = null;
     let db: Tensor | null = null;
     if (n[0]) da = tA ? gemm(b, g!, { transA: tB, transB: true }) : gemm(g!, b, { transB: !tB });
     if (n[1]) db = tB ? gemm(g!, a, { transA: true, transB: tA }) : gemm(a, g!, { transA: !tA });
-    return [da, db];
+    return opts.c ? [da, db, n[2] ? sumToShapeOf(g!, opts.c) : null] : [da, db];
   });
   return y!;
 }
