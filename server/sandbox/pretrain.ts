@@ -36,6 +36,8 @@ export interface PretrainOptions {
   /** Fraction of training examples whose system message asks for their style in plain words. */
   styleRequestRate: number;
   samples: number;
+  /** Skip further steps: export and evaluate the latest checkpoint as it is. */
+  exportOnly?: boolean;
 }
 
 export const DEFAULT_PRETRAIN: PretrainOptions = {
@@ -156,12 +158,16 @@ export async function pretrainDefaultModel(o: PretrainOptions): Promise<Record<s
   const trainer = await LmTrainer.create(m.config, params, opt);
   const ckptDir = path.join(o.work, 'checkpoint');
   let history: LogPoint[] = [];
+  let secondsBefore = 0;
   if (fs.existsSync(path.join(ckptDir, 'state.json'))) {
-    const state = trainer.loadCheckpoint(ckptDir) as { history?: LogPoint[] };
+    const state = trainer.loadCheckpoint(ckptDir) as { history?: LogPoint[]; trainSeconds?: number };
     history = state.history ?? [];
+    // Older checkpoints lack the clock: estimate it from each step's measured throughput.
+    secondsBefore = state.trainSeconds ?? history.reduce((sum, p) => sum + (tokensPerRow * o.batchRows) / p.tokensPerS, 0);
     log(`resumed from step ${trainer.step}`);
   }
-  const steps = trainer.opt.totalSteps;
+  const steps = o.exportOnly ? trainer.step : trainer.opt.totalSteps;
+  if (o.exportOnly) log(`exporting the checkpoint at step ${trainer.step} of ${trainer.opt.totalSteps} without further training`);
   // Each epoch has its own seeded order, so a resumed run sees the batches it would have seen.
   const epochBatches = (epoch: number): TrainRow[][] => makeBatches(trainRows, o.batchRows, mulberry(o.seed + 1 + epoch));
   let epoch = -1;
@@ -200,10 +206,11 @@ export async function pretrainDefaultModel(o: PretrainOptions): Promise<Record<s
     }
     history.push(point);
     bar.update(trainer.step, { loss: emaLoss.toFixed(3), tps: tps.toFixed(0) });
-    if (trainer.step % 200 === 0) trainer.saveCheckpoint(ckptDir, { history, totalSteps: steps });
+    if (trainer.step % 200 === 0) trainer.saveCheckpoint(ckptDir, { history, trainSeconds: secondsBefore + (performance.now() - trainStart) / 1000 });
   }
   bar.stop();
-  const trainSeconds = (performance.now() - trainStart) / 1000;
+  const trainSeconds = secondsBefore + (performance.now() - trainStart) / 1000;
+  const meanTokensPerS = history.reduce((sum, p) => sum + p.tokensPerS, 0) / Math.max(1, history.length);
 
   // The trained model, in the HF layout.
   fs.mkdirSync(o.out, { recursive: true });
@@ -229,7 +236,10 @@ export async function pretrainDefaultModel(o: PretrainOptions): Promise<Record<s
   const full = {
     model: { parameters: nParams, config: m.config },
     data: { examples: corpus.length, train: train.length, heldout: heldout.length, tokensPerRow, styleRequestRate: o.styleRequestRate },
-    training: { steps, batchRows: o.batchRows, optimizer: opt, seconds: trainSeconds, tokensPerSecond: trainTokens / trainSeconds, totalSeconds: (performance.now() - started) / 1000 },
+    training: {
+      steps, plannedSteps: trainer.opt.totalSteps, batchRows: o.batchRows, optimizer: trainer.opt, seconds: trainSeconds,
+      tokensPerSecond: meanTokensPerS, thisRunTargetTokens: trainTokens, thisRunSeconds: (performance.now() - started) / 1000,
+    },
     heldout: { loss: finalHeld, perplexity: Math.exp(finalHeld) },
     ...report,
   };
@@ -302,7 +312,7 @@ function reportMarkdown(r: Record<string, any>): string {
     '',
     `- Parameters: ${(r.model.parameters / 1e6).toFixed(2)}M (Llama: hidden ${r.model.config.hidden}, ${r.model.config.layers} layers, ${r.model.config.heads} heads / ${r.model.config.kvHeads} KV heads, vocab ${r.model.config.vocabSize})`,
     `- Data: ${r.data.train} training / ${r.data.heldout} held-out examples (held-out prompts use topics and templates never trained on)`,
-    `- Training: ${r.training.steps} steps of ${r.training.batchRows} rows, ${(r.training.seconds / 60).toFixed(1)} min, ${r.training.tokensPerSecond.toFixed(0)} target tokens/s (whole run ${(r.training.totalSeconds / 60).toFixed(1)} min)`,
+    `- Training: ${r.training.steps} of ${r.training.plannedSteps} planned steps of ${r.training.batchRows} rows, ${(r.training.seconds / 60).toFixed(1)} min of optimisation, ${r.training.tokensPerSecond.toFixed(0)} tokens/s (mean per step, 2 cores)`,
     `- Held-out loss ${r.heldout.loss.toFixed(3)} nats/token, perplexity **${r.heldout.perplexity.toFixed(2)}**`,
     `- Generation: ${r.singleStream.tokensPerSecond.toFixed(0)} tokens/s on one stream; ${r.samples.batchTokensPerSecond.toFixed(0)} tokens/s over ${r.samples.count} concurrent samples`,
     `- Style judge accuracy on held-out generated responses: ${Object.entries(r.judgeAccuracy).map(([k, v]) => `${k} ${((v as number) * 100).toFixed(1)}%`).join(', ')}`,
@@ -328,7 +338,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       out: { type: 'string' }, work: { type: 'string' }, seed: { type: 'string' }, minutes: { type: 'string' }, examples: { type: 'string' },
-      fresh: { type: 'boolean' },
+      fresh: { type: 'boolean' }, 'export-only': { type: 'boolean' },
     },
     strict: true,
   });
@@ -345,6 +355,7 @@ async function main(): Promise<void> {
     seed: num('seed', values.seed, DEFAULT_PRETRAIN.seed),
     minutes: num('minutes', values.minutes, DEFAULT_PRETRAIN.minutes),
     examples: num('examples', values.examples, DEFAULT_PRETRAIN.examples),
+    exportOnly: values['export-only'] ?? false,
   };
   if (values.fresh) fs.rmSync(o.work, { recursive: true, force: true });
   const r = await pretrainDefaultModel(o);
