@@ -1,0 +1,71 @@
+// preference_pairs: (prompt, chosen, rejected) triples a user's votes produced, the P-DPO training data.
+import type { Db } from './connection.ts';
+import { fromJson, type JsonObject, toJson } from './json.ts';
+
+export type PreferenceSource = 'ab' | 'regenerate';
+
+export interface PreferencePairRecord {
+  id: string;
+  userId: string;
+  /** The conversation before the answer, as chat messages ({role, content}). */
+  prompt: JsonObject[];
+  chosen: string;
+  rejected: string;
+  source: PreferenceSource;
+  chosenMessage: string | null;
+  rejectedMessage: string | null;
+  createdAt: number;
+}
+
+interface PreferencePairRow {
+  id: string;
+  user_id: string;
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  source: PreferenceSource;
+  chosen_message: string | null;
+  rejected_message: string | null;
+  created_at: number;
+}
+
+const toRecord = (r: PreferencePairRow): PreferencePairRecord => ({
+  id: r.id,
+  userId: r.user_id,
+  prompt: fromJson<JsonObject[]>(r.prompt, 'preference_pairs.prompt'),
+  chosen: r.chosen,
+  rejected: r.rejected,
+  source: r.source,
+  chosenMessage: r.chosen_message,
+  rejectedMessage: r.rejected_message,
+  createdAt: r.created_at,
+});
+
+export type PreferencePairRepository = ReturnType<typeof createPreferencePairRepository>;
+
+export function createPreferencePairRepository(db: Db) {
+  const insert = db.prepare<[PreferencePairRow]>(
+    `INSERT INTO preference_pairs (id, user_id, prompt, chosen, rejected, source, chosen_message, rejected_message, created_at)
+     VALUES (@id, @user_id, @prompt, @chosen, @rejected, @source, @chosen_message, @rejected_message, @created_at)`,
+  );
+  const byUser = db.prepare<[string], PreferencePairRow>('SELECT * FROM preference_pairs WHERE user_id = ? ORDER BY created_at, id');
+  const countByUser = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM preference_pairs WHERE user_id = ?');
+
+  return {
+    insert(p: PreferencePairRecord): void {
+      insert.run({
+        id: p.id,
+        user_id: p.userId,
+        prompt: toJson(p.prompt),
+        chosen: p.chosen,
+        rejected: p.rejected,
+        source: p.source,
+        chosen_message: p.chosenMessage,
+        rejected_message: p.rejectedMessage,
+        created_at: p.createdAt,
+      });
+    },
+    listForUser: (userId: string): PreferencePairRecord[] => byUser.all(userId).map(toRecord),
+    countForUser: (userId: string): number => countByUser.get(userId)!.n,
+  };
+}

@@ -1,0 +1,125 @@
+// The express app: middleware in order, the routes, the OpenAPI document and the error handler.
+// It does not listen; main.ts (or a test's supertest) does.
+import { randomUUID } from 'node:crypto';
+import cookieParser from 'cookie-parser';
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/connection.ts';
+import type { Services } from '../services/index.ts';
+import { createAuthenticator } from './middleware/auth.ts';
+import { cors } from './middleware/cors.ts';
+import { errorHandler, notFoundHandler } from './middleware/errors.ts';
+import { createIpRateLimiter } from './middleware/rate-limit.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { defineRoute, type Route } from './route.ts';
+import { openApiDocumentSchema } from './schemas.ts';
+import { authRoutes } from './routes/auth.ts';
+import { conversationRoutes } from './routes/conversations.ts';
+import type { RouteDeps } from './routes/deps.ts';
+import { healthRoutes } from './routes/health.ts';
+import { meRoutes } from './routes/me.ts';
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  services: Services;
+  logger: Logger;
+  /** Whether the engine has loaded its model (readiness); default: always true. */
+  isModelReady?: () => boolean;
+}
+
+export interface AttuneApp {
+  app: Express;
+  routes: readonly Route[];
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const API_VERSION = '0.1.0';
+
+export function createApp(deps: AppDeps): Express {
+  return createAttuneApp(deps).app;
+}
+
+/** The app and its route table (tests and tools read the table). */
+export function createAttuneApp({ config, db, services, logger, isModelReady = () => true }: AppDeps): AttuneApp {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+
+  app.use(
+    pinoHttp({
+      logger,
+      // A caller's own request id is kept (it ties our log to theirs); otherwise a fresh UUID.
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      // One short line per request: no header dumps (they are long, and carry credentials).
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string; headers: Record<string, unknown> }) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url,
+          remoteAddress: req.remoteAddress,
+          userAgent: req.headers['user-agent'],
+        }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      // Probes hit these every few seconds; a line each would drown the log.
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+    }),
+  );
+  // HSTS and upgrade-insecure-requests only when served over HTTPS: on a plain-HTTP LAN install they
+  // would send browsers to an https:// that does not exist.
+  app.use(
+    helmet({
+      strictTransportSecurity: config.cookieSecure,
+      contentSecurityPolicy: { directives: { upgradeInsecureRequests: config.cookieSecure ? [] : null } },
+    }),
+  );
+  if (config.corsOrigin) app.use(cors(config.corsOrigin));
+  app.use(express.json({ limit: config.maxBodyBytes }));
+  app.use(cookieParser());
+
+  const routeDeps: RouteDeps = {
+    config,
+    services,
+    authenticator: createAuthenticator(services.auth),
+    authLimiter: createIpRateLimiter({ max: config.authRateLimit, windowMs: config.authRateWindowSeconds * 1000, what: 'sign-in attempts' }),
+  };
+  const routes: Route[] = [
+    ...healthRoutes({ db, isModelReady }, routeDeps.authenticator),
+    ...authRoutes(routeDeps),
+    ...meRoutes(routeDeps),
+    ...conversationRoutes(routeDeps),
+  ];
+  let document: Record<string, unknown> | null = null;
+  routes.push(
+    defineRoute(
+      {
+        method: 'get',
+        path: '/api/openapi.json',
+        operationId: 'getOpenApi',
+        summary: 'This OpenAPI 3.1 document',
+        tags: ['meta'],
+        auth: 'none',
+        response: openApiDocumentSchema,
+        handler: () => (document ??= buildOpenApiDocument(routes, { title: 'Attune', version: API_VERSION }) as unknown as Record<string, unknown>),
+      },
+      routeDeps.authenticator,
+    ),
+  );
+
+  const router = express.Router();
+  for (const r of routes) router[r.method](r.path, ...r.handlers);
+  app.use(router);
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return { app, routes };
+}

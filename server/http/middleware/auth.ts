@@ -1,0 +1,40 @@
+// Credentials on a request: `Authorization: Bearer <session token | atn_ API key>` (scripts, the
+// OpenAI-compatible API) or the httpOnly attune_session cookie (the browser). The header wins.
+import type { CookieOptions, Request, Response } from 'express';
+import type { Config } from '../../config.ts';
+import { Unauthorized } from '../../errors.ts';
+import type { AuthService, Principal } from '../../services/auth.ts';
+import type { Authenticator } from '../route.ts';
+
+export const SESSION_COOKIE = 'attune_session';
+
+export function bearerToken(req: Request): string | undefined {
+  const header = req.get('authorization');
+  if (header === undefined) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw new Unauthorized('the Authorization header must be "Bearer <token>"', 'invalid_authorization_header');
+  return m[1];
+}
+
+export function createAuthenticator(auth: AuthService): Authenticator {
+  return {
+    principalOf(req: Request): Principal {
+      const cookie: unknown = req.cookies?.[SESSION_COOKIE];
+      const token = bearerToken(req) ?? (typeof cookie === 'string' && cookie !== '' ? cookie : undefined);
+      if (!token) throw new Unauthorized('sign in first: send a session cookie or an Authorization: Bearer header', 'unauthorized');
+      return auth.authenticate(token);
+    },
+  };
+}
+
+// SameSite=Lax keeps the cookie off cross-site POST/PATCH/DELETE requests, which is the CSRF defence
+// for cookie-authenticated writes; cross-origin clients use bearer tokens instead.
+const cookieOptions = (config: Config): CookieOptions => ({ httpOnly: true, sameSite: 'lax', secure: config.cookieSecure, path: '/' });
+
+export function setSessionCookie(res: Response, config: Config, token: string, expiresAt: number): void {
+  res.cookie(SESSION_COOKIE, token, { ...cookieOptions(config), expires: new Date(expiresAt) });
+}
+
+export function clearSessionCookie(res: Response, config: Config): void {
+  res.clearCookie(SESSION_COOKIE, cookieOptions(config));
+}

@@ -1,0 +1,95 @@
+// The signed-in account: who am I, delete me, and my API keys.
+import { defineRoute, type Route } from '../route.ts';
+import { clearSessionCookie } from '../middleware/auth.ts';
+import {
+  apiKeyListSchema,
+  createApiKeyBodySchema,
+  createdApiKeySchema,
+  deleteAccountBodySchema,
+  idParamsSchema,
+  toApiKey,
+  toUser,
+  userSchema,
+} from '../schemas.ts';
+import type { RouteDeps } from './deps.ts';
+
+export function meRoutes({ config, services, authenticator }: RouteDeps): Route[] {
+  return [
+    defineRoute(
+      {
+        method: 'get',
+        path: '/api/me',
+        operationId: 'getMe',
+        summary: 'The signed-in user',
+        tags: ['account'],
+        auth: 'user',
+        response: userSchema,
+        handler: ({ principal }) => toUser(services.auth.getUser(principal.user.id)),
+      },
+      authenticator,
+    ),
+    defineRoute(
+      {
+        method: 'delete',
+        path: '/api/me',
+        operationId: 'deleteMe',
+        summary: 'Delete the account and all of its data (needs the password)',
+        tags: ['account'],
+        auth: 'session',
+        body: deleteAccountBodySchema,
+        responseDescription: 'Deleted',
+        handler: async ({ principal, body, res }) => {
+          await services.auth.deleteAccount(principal.user.id, body.password);
+          clearSessionCookie(res, config);
+        },
+      },
+      authenticator,
+    ),
+    defineRoute(
+      {
+        method: 'post',
+        path: '/api/me/api-keys',
+        operationId: 'createApiKey',
+        summary: 'Create an API key (the key is shown only in this response)',
+        tags: ['account'],
+        auth: 'session',
+        body: createApiKeyBodySchema,
+        status: 201,
+        response: createdApiKeySchema,
+        responseDescription: 'Created',
+        handler: ({ principal, body }) => {
+          const { key, info } = services.auth.createApiKey(principal.user.id, body.name);
+          return { key, ...toApiKey(info) };
+        },
+      },
+      authenticator,
+    ),
+    defineRoute(
+      {
+        method: 'get',
+        path: '/api/me/api-keys',
+        operationId: 'listApiKeys',
+        summary: 'List API keys, newest first (revoked ones included)',
+        tags: ['account'],
+        auth: 'session',
+        response: apiKeyListSchema,
+        handler: ({ principal }) => ({ items: services.auth.listApiKeys(principal.user.id).map(toApiKey) }),
+      },
+      authenticator,
+    ),
+    defineRoute(
+      {
+        method: 'delete',
+        path: '/api/me/api-keys/:id',
+        operationId: 'revokeApiKey',
+        summary: 'Revoke an API key',
+        tags: ['account'],
+        auth: 'session',
+        params: idParamsSchema,
+        responseDescription: 'Revoked',
+        handler: ({ principal, params }) => services.auth.revokeApiKey(principal.user.id, params.id),
+      },
+      authenticator,
+    ),
+  ];
+}

@@ -1,0 +1,127 @@
+// The JSON shapes of the API: request schemas (validated at the edge) and response schemas
+// (documented in OpenAPI, checked in tests), with the mappers from service records to responses.
+// Times go out as ISO-8601 strings; ids are UUIDs.
+import { z } from 'zod';
+import { type AccountUser, type ApiKeyInfo, credentialsSchema, passwordSchema, ROLES, type SignedIn } from '../services/auth.ts';
+import {
+  type ConversationPage,
+  type ConversationRecord,
+  type ConversationWithMessages,
+  MESSAGE_ROLES,
+  MESSAGE_STATUSES,
+  type MessageRecord,
+  titleSchema,
+} from '../services/conversations.ts';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const timestamp = z.iso.datetime();
+const id = z.uuid();
+
+// ---- errors
+
+export const errorResponseSchema = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ example: 'validation_failed' }),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()),
+    }),
+  })
+  .meta({ id: 'Error', description: 'Every error response has this shape.' });
+
+// ---- requests
+
+export const credentialsBodySchema = credentialsSchema.meta({ id: 'Credentials' });
+export const idParamsSchema = z.strictObject({ id: id.meta({ description: 'Resource id (UUID)' }) });
+export const createApiKeyBodySchema = z.strictObject({
+  name: z.string().trim().min(1, 'name must not be empty').max(100, 'name must be at most 100 characters').default('API key'),
+});
+export const deleteAccountBodySchema = z.strictObject({ password: passwordSchema.meta({ description: 'The account password, as confirmation' }) });
+export const createConversationBodySchema = z.strictObject({ title: titleSchema.optional() });
+export const renameConversationBodySchema = z.strictObject({ title: titleSchema });
+export const listConversationsQuerySchema = z.strictObject({
+  limit: z.coerce.number({ error: 'limit must be a number' }).int('limit must be an integer').min(1, 'limit must be 1 to 100').max(100, 'limit must be 1 to 100').default(20),
+  cursor: z.string().min(1).max(500).optional().meta({ description: 'nextCursor of the previous page' }),
+});
+
+// ---- responses
+
+export const userSchema = z
+  .object({ id, username: z.string(), role: z.enum(ROLES), createdAt: timestamp })
+  .meta({ id: 'User' });
+export const authResultSchema = z
+  .object({
+    token: z.string().meta({ description: 'Session token: send as `Authorization: Bearer <token>`; also set as the httpOnly attune_session cookie' }),
+    expiresAt: timestamp,
+    user: userSchema,
+  })
+  .meta({ id: 'AuthResult' });
+export const apiKeySchema = z
+  .object({ id, prefix: z.string().meta({ example: 'atn_AbCdEfGh' }), name: z.string(), createdAt: timestamp, revokedAt: timestamp.nullable() })
+  .meta({ id: 'ApiKey' });
+export const apiKeyListSchema = z.object({ items: z.array(apiKeySchema) });
+export const createdApiKeySchema = z
+  .object({
+    key: z.string().meta({ description: 'The full key, shown only in this response: send as `Authorization: Bearer <key>`' }),
+    id,
+    prefix: z.string(),
+    name: z.string(),
+    createdAt: timestamp,
+  })
+  .meta({ id: 'CreatedApiKey' });
+export const conversationSchema = z.object({ id, title: z.string(), createdAt: timestamp, updatedAt: timestamp }).meta({ id: 'Conversation' });
+export const conversationPageSchema = z
+  .object({ items: z.array(conversationSchema), nextCursor: z.string().nullable().meta({ description: 'Cursor of the next page; null on the last page' }) })
+  .meta({ id: 'ConversationPage' });
+export const messageSchema = z
+  .object({
+    id,
+    parentId: id.nullable(),
+    role: z.enum(MESSAGE_ROLES),
+    content: z.string(),
+    status: z.enum(MESSAGE_STATUSES),
+    finishReason: z.string().nullable(),
+    modelId: z.string().nullable(),
+    userModelVersion: z.string().nullable(),
+    sampling: z.record(z.string(), z.unknown()).nullable(),
+    seed: z.number().int().nullable(),
+    createdAt: timestamp,
+  })
+  .meta({ id: 'Message' });
+export const conversationDetailSchema = conversationSchema
+  .extend({ messages: z.array(messageSchema).meta({ description: 'Every message of every branch, oldest first; parentId links the tree' }) })
+  .meta({ id: 'ConversationDetail' });
+export const openApiDocumentSchema = z.record(z.string(), z.unknown()).meta({ description: 'An OpenAPI 3.1 document' });
+export const healthSchema = z.object({ status: z.literal('ok') });
+export const readinessSchema = z.object({ status: z.enum(['ready', 'not_ready']), db: z.boolean(), model: z.boolean() });
+
+// ---- mappers
+
+export const toUser = (u: AccountUser): z.input<typeof userSchema> => ({ id: u.id, username: u.username, role: u.role, createdAt: iso(u.createdAt) });
+export const toAuthResult = (s: SignedIn): z.input<typeof authResultSchema> => ({ token: s.token, expiresAt: iso(s.expiresAt), user: toUser(s.user) });
+export const toApiKey = (k: ApiKeyInfo): z.input<typeof apiKeySchema> => ({
+  id: k.id,
+  prefix: k.prefix,
+  name: k.name,
+  createdAt: iso(k.createdAt),
+  revokedAt: k.revokedAt === null ? null : iso(k.revokedAt),
+});
+export const toConversation = (c: ConversationRecord): z.input<typeof conversationSchema> => ({ id: c.id, title: c.title, createdAt: iso(c.createdAt), updatedAt: iso(c.updatedAt) });
+export const toConversationPage = (p: ConversationPage): z.input<typeof conversationPageSchema> => ({ items: p.items.map(toConversation), nextCursor: p.nextCursor });
+export const toMessage = (m: MessageRecord): z.input<typeof messageSchema> => ({
+  id: m.id,
+  parentId: m.parentId,
+  role: m.role,
+  content: m.content,
+  status: m.status,
+  finishReason: m.finishReason,
+  modelId: m.modelId,
+  userModelVersion: m.userModelVersion,
+  sampling: m.sampling,
+  seed: m.seed,
+  createdAt: iso(m.createdAt),
+});
+export const toConversationDetail = (d: ConversationWithMessages): z.input<typeof conversationDetailSchema> => ({
+  ...toConversation(d.conversation),
+  messages: d.messages.map(toMessage),
+});

@@ -1,0 +1,149 @@
+// Start-up: config → database and migrations → first admin → model → app → listen.
+// SIGINT/SIGTERM stop accepting connections, let open requests finish (up to the grace period),
+// then close the engine and the database.
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { type Config, ConfigError, configHelp, loadConfigFromProcess, wantsHelp } from './config.ts';
+import { openDatabase, type Db } from './db/connection.ts';
+import { runMigrations } from './db/migrate.ts';
+import { createApp } from './http/app.ts';
+import { Engine } from './lm/generate.ts';
+import { createLogger } from './logger.ts';
+import { createServices } from './services/index.ts';
+
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export interface RunningServer {
+  server: http.Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+function assertModelPresent(config: Config): void {
+  if (!fs.existsSync(path.join(config.modelDir, 'config.json'))) {
+    throw new StartupError(
+      `no model at ${config.modelDir} (config.json is missing): train the default model with \`npm run train:default-model\`, ` +
+        'or point ATTUNE_MODEL_DIR (--model-dir) at a Hugging Face-layout model directory',
+    );
+  }
+}
+
+async function loadEngine(config: Config, logger: Logger): Promise<Engine> {
+  const started = Date.now();
+  const engine = await Engine.load(config.modelDir, { threads: config.engineThreads, maxBatch: config.engineMaxBatch });
+  logger.info({ modelDir: config.modelDir, ms: Date.now() - started }, 'model loaded');
+  return engine;
+}
+
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  let db: Db | null = null;
+  let engine: Engine | null = null;
+  try {
+    // Fail before touching the database when the model is plainly missing.
+    assertModelPresent(config);
+    db = openDatabase(config.dbFile);
+    const migrations = runMigrations(db);
+    logger.info({ dbFile: config.dbFile, applied: migrations.applied, alreadyApplied: migrations.alreadyApplied.length }, 'database ready');
+
+    const services = createServices({ db, config, logger });
+    const admin = await services.auth.bootstrapAdmin();
+    if (admin.created && admin.generatedPassword) {
+      // Shown once, by design: the hash is all that is stored.
+      logger.warn({ username: admin.username, password: admin.generatedPassword }, 'created the first admin with a random password: note it now, it is not shown again');
+    } else if (admin.created) {
+      logger.info({ username: admin.username }, 'created the first admin with ATTUNE_ADMIN_PASSWORD');
+    }
+
+    engine = await loadEngine(config, logger);
+    const loadedEngine = engine;
+    let modelReady = true;
+    const app = createApp({ config, db, services, logger, isModelReady: () => modelReady });
+    const server = http.createServer(app);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (server.address() as AddressInfo).port;
+    logger.info({ host: config.host, port }, `listening on http://${config.host}:${port}`);
+
+    const openDb = db;
+    let closing: Promise<void> | null = null;
+    const close = () =>
+      (closing ??= (async () => {
+        modelReady = false;
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceSeconds * 1000);
+        await closed;
+        clearTimeout(grace);
+        await loadedEngine.close();
+        openDb.close();
+      })());
+    return { server, port, close };
+  } catch (e) {
+    await engine?.close().catch(() => undefined);
+    db?.close();
+    throw e;
+  }
+}
+
+async function main(): Promise<void> {
+  if (wantsHelp()) {
+    process.stdout.write(configHelp());
+    return;
+  }
+  let config: Config;
+  try {
+    config = loadConfigFromProcess();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`attune: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const logger = createLogger(config);
+  let running: RunningServer;
+  try {
+    running = await startServer(config, logger);
+  } catch (e) {
+    logger.fatal({ err: e }, e instanceof Error ? `start-up failed: ${e.message}` : 'start-up failed');
+    process.exitCode = 1;
+    return;
+  }
+  let signals = 0;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down');
+    running.close().then(
+      () => {
+        logger.info('stopped');
+        process.exitCode = 0;
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while shutting down');
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+}
+
+const isEntryPoint = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isEntryPoint) await main();
