@@ -10,10 +10,12 @@ import type { Logger } from 'pino';
 import { type Config, ConfigError, configHelp, loadConfigFromProcess, wantsHelp } from './config.ts';
 import { openDatabase, type Db } from './db/connection.ts';
 import { runMigrations } from './db/migrate.ts';
+import { createRepositories } from './db/repositories.ts';
 import { createApp } from './http/app.ts';
 import { Engine } from './lm/generate.ts';
 import { createLogger } from './logger.ts';
-import { createServices } from './services/index.ts';
+import { attachRealtime } from './realtime/index.ts';
+import { createChat, createServices } from './services/index.ts';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -54,7 +56,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const migrations = runMigrations(db);
     logger.info({ dbFile: config.dbFile, applied: migrations.applied, alreadyApplied: migrations.alreadyApplied.length }, 'database ready');
 
-    const services = createServices({ db, config, logger });
+    const repos = createRepositories(db);
+    const services = createServices({ db, config, logger, repos });
     const admin = await services.auth.bootstrapAdmin();
     if (admin.created && admin.generatedPassword) {
       // Shown once, by design: the hash is all that is stored.
@@ -68,6 +71,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     let modelReady = true;
     const app = createApp({ config, db, services, logger, isModelReady: () => modelReady });
     const server = http.createServer(app);
+    const chat = createChat({ db, config, logger, repos }, { engine: loadedEngine, modelId: path.basename(config.modelDir) });
+    const io = attachRealtime(server, { config, services, chat, logger });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {
@@ -83,6 +88,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const close = () =>
       (closing ??= (async () => {
         modelReady = false;
+        // Disconnecting aborts the answers in flight; each is stored as partial.
+        io.disconnectSockets(true);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceSeconds * 1000);

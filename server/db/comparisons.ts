@@ -45,6 +45,7 @@ export function createComparisonRepository(db: Db) {
      VALUES (@id, @user_id, @conversation_id, @message_a, @message_b, @choice, @created_at, @decided_at)`,
   );
   const byIdForUser = db.prepare<[string, string], ComparisonRow>('SELECT * FROM comparisons WHERE id = ? AND user_id = ?');
+  const byConversation = db.prepare<[string], ComparisonRow>('SELECT * FROM comparisons WHERE conversation_id = ? ORDER BY created_at, id');
   const decide = db.prepare<[ComparisonChoice, number, string, string]>('UPDATE comparisons SET choice = ?, decided_at = ? WHERE id = ? AND user_id = ?');
 
   return {
@@ -64,6 +65,7 @@ export function createComparisonRepository(db: Db) {
       const r = byIdForUser.get(id, userId);
       return r && toRecord(r);
     },
+    listForConversation: (conversationId: string): ComparisonRecord[] => byConversation.all(conversationId).map(toRecord),
     decide: (id: string, userId: string, choice: ComparisonChoice, now: number): boolean => decide.run(choice, now, id, userId).changes === 1,
   };
 }

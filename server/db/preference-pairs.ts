@@ -50,6 +50,12 @@ export function createPreferencePairRepository(db: Db) {
   );
   const byUser = db.prepare<[string], PreferencePairRow>('SELECT * FROM preference_pairs WHERE user_id = ? ORDER BY created_at, id');
   const countByUser = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM preference_pairs WHERE user_id = ?');
+  const removeForMessage = db.prepare<{ user_id: string; message_id: string; source: PreferenceSource }>(
+    'DELETE FROM preference_pairs WHERE user_id = @user_id AND source = @source AND (chosen_message = @message_id OR rejected_message = @message_id)',
+  );
+  const byMessage = db.prepare<{ user_id: string; message_id: string }, PreferencePairRow>(
+    'SELECT * FROM preference_pairs WHERE user_id = @user_id AND (chosen_message = @message_id OR rejected_message = @message_id) ORDER BY created_at, id',
+  );
 
   return {
     insert(p: PreferencePairRecord): void {
@@ -67,5 +73,8 @@ export function createPreferencePairRepository(db: Db) {
     },
     listForUser: (userId: string): PreferencePairRecord[] => byUser.all(userId).map(toRecord),
     countForUser: (userId: string): number => countByUser.get(userId)!.n,
+    /** Pairs of one source that a message is either side of (a vote changed or was withdrawn). */
+    deleteForMessage: (userId: string, messageId: string, source: PreferenceSource): number => removeForMessage.run({ user_id: userId, message_id: messageId, source }).changes,
+    listForMessage: (userId: string, messageId: string): PreferencePairRecord[] => byMessage.all({ user_id: userId, message_id: messageId }).map(toRecord),
   };
 }

@@ -18,6 +18,7 @@ import { defineRoute, type Route } from './route.ts';
 import { openApiDocumentSchema } from './schemas.ts';
 import { authRoutes } from './routes/auth.ts';
 import { conversationRoutes } from './routes/conversations.ts';
+import { feedbackRoutes } from './routes/feedback.ts';
 import type { RouteDeps } from './routes/deps.ts';
 import { healthRoutes } from './routes/health.ts';
 import { meRoutes } from './routes/me.ts';
@@ -98,6 +99,7 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
     ...authRoutes(routeDeps),
     ...meRoutes(routeDeps),
     ...conversationRoutes(routeDeps),
+    ...feedbackRoutes(routeDeps),
   ];
   let document: Record<string, unknown> | null = null;
   routes.push(

@@ -13,6 +13,8 @@ import {
   titleSchema,
 } from '../services/conversations.ts';
 
+import { FEEDBACK_REASONS, FEEDBACK_VALUES, type FeedbackResult, feedbackInputSchema } from '../services/feedback.ts';
+
 const iso = (ms: number): string => new Date(ms).toISOString();
 const timestamp = z.iso.datetime();
 const id = z.uuid();
@@ -43,6 +45,8 @@ export const listConversationsQuerySchema = z.strictObject({
   limit: z.coerce.number({ error: 'limit must be a number' }).int('limit must be an integer').min(1, 'limit must be 1 to 100').max(100, 'limit must be 1 to 100').default(20),
   cursor: z.string().min(1).max(500).optional().meta({ description: 'nextCursor of the previous page' }),
 });
+
+export const feedbackBodySchema = feedbackInputSchema.meta({ id: 'FeedbackInput' });
 
 // ---- responses
 
@@ -91,6 +95,17 @@ export const messageSchema = z
 export const conversationDetailSchema = conversationSchema
   .extend({ messages: z.array(messageSchema).meta({ description: 'Every message of every branch, oldest first; parentId links the tree' }) })
   .meta({ id: 'ConversationDetail' });
+export const feedbackSchema = z
+  .object({
+    messageId: id,
+    value: z.enum(FEEDBACK_VALUES),
+    reasons: z.array(z.enum(FEEDBACK_REASONS)),
+    comment: z.string().nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+    preferencePairs: z.number().int().nonnegative().meta({ description: 'Preference pairs this answer is now part of: its up/down votes against sibling answers of the opposite vote' }),
+  })
+  .meta({ id: 'Feedback' });
 export const openApiDocumentSchema = z.record(z.string(), z.unknown()).meta({ description: 'An OpenAPI 3.1 document' });
 export const healthSchema = z.object({ status: z.literal('ok') });
 export const readinessSchema = z.object({ status: z.enum(['ready', 'not_ready']), db: z.boolean(), model: z.boolean() });
@@ -124,4 +139,13 @@ export const toMessage = (m: MessageRecord): z.input<typeof messageSchema> => ({
 export const toConversationDetail = (d: ConversationWithMessages): z.input<typeof conversationDetailSchema> => ({
   ...toConversation(d.conversation),
   messages: d.messages.map(toMessage),
+});
+export const toFeedback = (f: FeedbackResult): z.input<typeof feedbackSchema> => ({
+  messageId: f.feedback.messageId,
+  value: f.feedback.value,
+  reasons: f.feedback.reasons as z.input<typeof feedbackSchema>['reasons'],
+  comment: f.feedback.comment,
+  createdAt: iso(f.feedback.createdAt),
+  updatedAt: iso(f.feedback.updatedAt),
+  preferencePairs: f.preferencePairs,
 });

@@ -4,14 +4,31 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/connection.ts';
 import { createRepositories, type Repositories } from '../db/repositories.ts';
 import { createAuthService } from './auth.ts';
+import { type ChatDeps, createChatService } from './chat.ts';
+import type { ServiceContext } from './context.ts';
 import { createConversationService } from './conversations.ts';
+import { createFeedbackService } from './feedback.ts';
 
 export type Services = ReturnType<typeof createServices>;
 
-export function createServices(deps: { db: Db; config: Config; logger: Logger; repos?: Repositories; now?: () => number }) {
-  const ctx = { db: deps.db, config: deps.config, logger: deps.logger, repos: deps.repos ?? createRepositories(deps.db), now: deps.now ?? Date.now };
+export interface ServiceDeps {
+  db: Db;
+  config: Config;
+  logger: Logger;
+  repos?: Repositories;
+  now?: () => number;
+}
+
+const contextOf = (deps: ServiceDeps): ServiceContext => ({ db: deps.db, config: deps.config, logger: deps.logger, repos: deps.repos ?? createRepositories(deps.db), now: deps.now ?? Date.now });
+
+/** The chat service needs the loaded engine, so main.ts makes it once the model is up. */
+export const createChat = (deps: ServiceDeps, chat: ChatDeps) => createChatService(contextOf(deps), chat);
+
+export function createServices(deps: ServiceDeps) {
+  const ctx = contextOf(deps);
   return {
     auth: createAuthService(ctx),
     conversations: createConversationService(ctx),
+    feedback: createFeedbackService(ctx),
   };
 }

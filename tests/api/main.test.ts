@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomModel } from '../../server/lm/random-model.ts';
+import { connectClient, connected, nextEvent } from '../helpers/realtime-server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let dir = '';
@@ -77,10 +78,20 @@ test('starts, bootstraps the admin once, serves, and stops cleanly on SIGTERM; a
     body: JSON.stringify({ username: 'admin', password: admin.password }),
   });
   assert.equal(login.status, 200);
-  assert.equal(((await login.json()) as { user: { role: string } }).user.role, 'admin');
+  const session = (await login.json()) as { token: string; user: { role: string } };
+  assert.equal(session.user.role, 'admin');
+
+  // Real-time chat is mounted on the same port; a connected socket does not hold up the shutdown.
+  const socket = connectClient(base, session.token);
+  await connected(socket);
+  const done = nextEvent<{ message: { status: string; role: string } }>(socket, 'message:done');
+  socket.emit('message:send', { content: 'hello', sampling: { maxNewTokens: 4 } });
+  assert.equal((await done).message.role, 'assistant');
+  const disconnected = new Promise<void>((resolve) => socket.once('disconnect', () => resolve()));
 
   first.child.kill('SIGTERM');
   assert.equal(await first.exited, 0);
+  await disconnected;
   assert.ok(first.logs.some((l) => l.msg === 'stopped'));
   assert.ok(fs.existsSync(path.join(dir, 'data', 'attune.db')));
 

@@ -1,0 +1,104 @@
+// A real Attune HTTP + socket.io server on an ephemeral loopback port, answering with a tiny random
+// model, and socket.io-client helpers that wait for events.
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { io as connect, type Socket } from 'socket.io-client';
+import { Engine } from '../../server/lm/generate.ts';
+import { writeRandomModel } from '../../server/lm/random-model.ts';
+import { attachRealtime } from '../../server/realtime/index.ts';
+import type { ChatEngine, ChatService } from '../../server/services/chat.ts';
+import { createChat } from '../../server/services/index.ts';
+import { createTestServer, type TestServer, type TestServerOptions } from './api-server.ts';
+
+export interface RealtimeTestServer extends TestServer {
+  url: string;
+  chat: ChatService;
+  engine: Engine;
+  stop(): Promise<void>;
+}
+
+/** One model per test file: loading it is the slow part. */
+export async function loadTestEngine(): Promise<{ engine: Engine; dir: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-rt-model-'));
+  writeRandomModel(dir, { modelType: 'llama', vocabSize: 320, hidden: 32, layers: 2, heads: 4, kvHeads: 2, maxPositions: 4096, tie: true, seed: 5, initStd: 0.5 });
+  return { engine: await Engine.load(dir, { maxBatch: 8 }), dir };
+}
+
+export async function startRealtimeServer(engine: Engine, opts: TestServerOptions & { chatEngine?: ChatEngine } = {}): Promise<RealtimeTestServer> {
+  const t = createTestServer({ ...opts, env: { ATTUNE_MAX_NEW_TOKENS: '1000', ...opts.env } });
+  const logger = pino({ level: 'silent' });
+  const chat = createChat({ db: t.db, config: t.config, logger, now: opts.now }, { engine: opts.chatEngine ?? engine, modelId: 'random-test-model' });
+  const server = http.createServer(t.app);
+  const io = attachRealtime(server, { config: t.config, services: t.services, chat, logger });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    ...t,
+    url,
+    chat,
+    engine,
+    async stop() {
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      t.close();
+    },
+  };
+}
+
+export function connectClient(url: string, token: string | undefined, extra: { cookie?: string; origin?: string } = {}): Socket {
+  const headers: Record<string, string> = {};
+  if (extra.cookie) headers.cookie = extra.cookie;
+  if (extra.origin) headers.origin = extra.origin;
+  return connect(url, {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+    ...(token === undefined ? {} : { auth: { token } }),
+    ...(Object.keys(headers).length ? { extraHeaders: headers } : {}),
+  });
+}
+
+/** Resolves once connected; rejects with the connect_error. */
+export function connected(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.connected) return resolve();
+    socket.once('connect', () => resolve());
+    socket.once('connect_error', reject);
+  });
+}
+
+/** The next `event` (optionally the next one matching `pred`), or a rejection after `ms`. */
+export function nextEvent<T = Record<string, unknown>>(socket: Socket, event: string, pred: (p: T) => boolean = () => true, ms = 20_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.off(event, listener);
+      reject(new Error(`no ${event} within ${ms} ms`));
+    }, ms);
+    const listener = (p: T) => {
+      if (!pred(p)) return;
+      clearTimeout(timer);
+      socket.off(event, listener);
+      resolve(p);
+    };
+    socket.on(event, listener);
+  });
+}
+
+/**
+ * A user message whose greedy answer runs 200 tokens without end-of-sequence, so that an abort or a
+ * disconnect lands mid-stream (answers to it are generated with temperature 0 and a high token cap).
+ */
+export async function findLongPrompt(engine: Engine): Promise<string> {
+  for (const candidate of ['tell me a long story', 'go on and on', 'abc', 'why?', 'hello there', 'list everything']) {
+    const r = await engine.generateText({
+      messages: [{ role: 'user', content: candidate }],
+      sampling: { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 1 },
+      maxNewTokens: 200,
+    });
+    if (r.finishReason === 'length') return candidate;
+  }
+  throw new Error('precondition: some prompt makes the random model talk for 200 tokens');
+}
