@@ -572,6 +572,47 @@ export interface TokenizerConfigJson {
   chat_template?: string;
 }
 
+/**
+ * A GPT-2-style byte-level BPE tokenizer.json: ByteLevel pre-tokenizer, post-processor and decoder,
+ * the given vocab and merges, and the specials as added tokens from id `firstSpecialId` on.
+ */
+export function byteLevelBpeTokenizerJson(
+  vocab: TokenizerJson['model']['vocab'], merges: TokenizerJson['model']['merges'], specials: readonly string[], firstSpecialId: number,
+): TokenizerJson {
+  const added: AddedTokenJson[] = specials.map((content, k) => ({
+    id: firstSpecialId + k,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
+  const byteLevel = { type: 'ByteLevel' as const, add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: { ...byteLevel, trim_offsets: false },
+    decoder: byteLevel,
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
+  };
+}
+
 export interface ByteLevelTokenizerOptions {
   /** Default CHATML_TEMPLATE; null omits chat_template. */
   chatTemplate?: string | null;
@@ -638,38 +679,7 @@ export function makeByteLevelTokenizer(
     level = nextLevel;
   }
 
-  const added: AddedTokenJson[] = specials.map((content, k) => ({
-    id: nextId + k,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const byteLevel = { type: 'ByteLevel' as const, add_prefix_space: false, trim_offsets: true, use_regex: true };
-  const tokenizerJson: TokenizerJson = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: { ...byteLevel, trim_offsets: false },
-    decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-  };
+  const tokenizerJson = byteLevelBpeTokenizerJson(vocab, merges, specials, nextId);
 
   const pick = (wanted: string[]): string | null => wanted.find((t) => specials.includes(t)) ?? null;
   const checkSpecial = (v: string | null | undefined, field: string): string | null => {
@@ -683,7 +693,7 @@ export function makeByteLevelTokenizer(
   const eos = opts.eosToken !== undefined ? checkSpecial(opts.eosToken, 'eosToken') : pick(['<|im_end|>', '<|endoftext|>']) ?? specials[0] ?? null;
   const pad = checkSpecial(opts.padToken, 'padToken');
   const addedDecoder: Record<string, Omit<AddedTokenJson, 'id'>> = {};
-  for (const { id, ...rest } of added) addedDecoder[String(id)] = rest;
+  for (const { id, ...rest } of tokenizerJson.added_tokens) addedDecoder[String(id)] = rest;
   const tokenizerConfigJson: TokenizerConfigJson = {
     add_bos_token: false,
     add_eos_token: false,

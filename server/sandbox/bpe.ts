@@ -32,6 +32,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LmError } from '../lm/errors.ts';
 import {
+  byteLevelBpeTokenizerJson,
   bytesToUnicode,
   CHATML_TEMPLATE,
   type AddedTokenJson,
@@ -353,42 +354,11 @@ export function trainByteLevelBpe(texts: Iterable<string>, opts: TrainBpeOptions
     vocab[t] = id;
   });
   const firstSpecialId = tokenStrings.length;
-  const added: AddedTokenJson[] = specials.map((content, k) => ({
-    id: firstSpecialId + k,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const byteLevel = { type: 'ByteLevel' as const, add_prefix_space: false, trim_offsets: true, use_regex: true };
-  const tokenizerJson: TokenizerJson = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: { ...byteLevel, trim_offsets: false },
-    decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-  };
+  const tokenizerJson = byteLevelBpeTokenizerJson(vocab, merges, specials, firstSpecialId);
 
   const pick = (wanted: string[]): string | null => wanted.find((t) => specialSet.has(t)) ?? null;
   const addedDecoder: Record<string, Omit<AddedTokenJson, 'id'>> = {};
-  for (const { id, ...rest } of added) addedDecoder[String(id)] = rest;
+  for (const { id, ...rest } of tokenizerJson.added_tokens) addedDecoder[String(id)] = rest;
   const endOfText = pick(['<|endoftext|>']);
   const tokenizerConfigJson: TokenizerConfigJson = {
     add_bos_token: false,
