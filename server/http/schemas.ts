@@ -2,6 +2,7 @@
 // (documented in OpenAPI, checked in tests), with the mappers from service records to responses.
 // Times go out as ISO-8601 strings; ids are UUIDs.
 import { z } from 'zod';
+import { conversationView, iso, messageView } from '../services/views.ts';
 import { type AccountUser, type ApiKeyInfo, credentialsSchema, passwordSchema, ROLES, type SignedIn } from '../services/auth.ts';
 import {
   type ConversationPage,
@@ -15,7 +16,6 @@ import {
 
 import { FEEDBACK_REASONS, FEEDBACK_VALUES, type FeedbackResult, feedbackInputSchema } from '../services/feedback.ts';
 
-const iso = (ms: number): string => new Date(ms).toISOString();
 const timestamp = z.iso.datetime();
 const id = z.uuid();
 
@@ -121,21 +121,12 @@ export const toApiKey = (k: ApiKeyInfo): z.input<typeof apiKeySchema> => ({
   createdAt: iso(k.createdAt),
   revokedAt: k.revokedAt === null ? null : iso(k.revokedAt),
 });
-export const toConversation = (c: ConversationRecord): z.input<typeof conversationSchema> => ({ id: c.id, title: c.title, createdAt: iso(c.createdAt), updatedAt: iso(c.updatedAt) });
+export const toConversation = (c: ConversationRecord): z.input<typeof conversationSchema> => conversationView(c);
 export const toConversationPage = (p: ConversationPage): z.input<typeof conversationPageSchema> => ({ items: p.items.map(toConversation), nextCursor: p.nextCursor });
-export const toMessage = (m: MessageRecord): z.input<typeof messageSchema> => ({
-  id: m.id,
-  parentId: m.parentId,
-  role: m.role,
-  content: m.content,
-  status: m.status,
-  finishReason: m.finishReason,
-  modelId: m.modelId,
-  userModelVersion: m.userModelVersion,
-  sampling: m.sampling,
-  seed: m.seed,
-  createdAt: iso(m.createdAt),
-});
+export const toMessage = (m: MessageRecord): z.input<typeof messageSchema> => {
+  const { conversationId: _conversationId, ...view } = messageView(m);
+  return view;
+};
 export const toConversationDetail = (d: ConversationWithMessages): z.input<typeof conversationDetailSchema> => ({
   ...toConversation(d.conversation),
   messages: d.messages.map(toMessage),

@@ -2,7 +2,6 @@
 // service runs) and the server → client views of stored records. Times go out as ISO-8601 strings,
 // exactly as over HTTP.
 import { z } from 'zod';
-import type { ConversationRecord, MessageRecord } from '../services/conversations.ts';
 import { COMPARISON_CHOICES, samplingInputSchema } from '../services/chat.ts';
 
 const id = z.uuid();
@@ -21,43 +20,4 @@ export const choosePayloadSchema = z.strictObject({
 export const messageRefPayloadSchema = z.strictObject({ messageId: id });
 export const regeneratePayloadSchema = messageRefPayloadSchema.extend({ sampling: samplingInputSchema.optional() });
 
-const iso = (ms: number): string => new Date(ms).toISOString();
-
-export interface ConversationView {
-  id: string;
-  title: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface MessageView {
-  id: string;
-  conversationId: string;
-  parentId: string | null;
-  role: MessageRecord['role'];
-  content: string;
-  status: MessageRecord['status'];
-  finishReason: string | null;
-  modelId: string | null;
-  userModelVersion: string | null;
-  sampling: MessageRecord['sampling'];
-  seed: number | null;
-  createdAt: string;
-}
-
-export const conversationView = (c: ConversationRecord): ConversationView => ({ id: c.id, title: c.title, createdAt: iso(c.createdAt), updatedAt: iso(c.updatedAt) });
-
-export const messageView = (m: MessageRecord): MessageView => ({
-  id: m.id,
-  conversationId: m.conversationId,
-  parentId: m.parentId,
-  role: m.role,
-  content: m.content,
-  status: m.status,
-  finishReason: m.finishReason,
-  modelId: m.modelId,
-  userModelVersion: m.userModelVersion,
-  sampling: m.sampling,
-  seed: m.seed,
-  createdAt: iso(m.createdAt),
-});
+export { type ConversationView, type MessageView, conversationView, messageView } from '../services/views.ts';
