@@ -7,7 +7,7 @@
 // and logits sequence always give the same tokens.
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
-import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
 import { LmError } from './errors.ts';
@@ -95,6 +95,27 @@ export interface TokenDistribution {
   probs: number[];
 }
 
+/**
+ * xoroshiro128+ whose 128-bit state is expanded from the seed by splitmix32. Seeding pure-rand's
+ * xoroshiro128plus(seed) directly leaves nearby small seeds with nearly the same first outputs
+ * (the first uniform draw is ≈ 1.0 for seeds 1..101), which made every seeded generation pick
+ * the same first token; splitmix spreads each seed over the whole state.
+ */
+export function seededGenerator(seed: number): RandomGenerator {
+  let a = seed >>> 0;
+  const next = (): number => {
+    a = (a + 0x9e3779b9) | 0;
+    let t = a ^ (a >>> 16);
+    t = Math.imul(t, 0x21f0aaad);
+    t ^= t >>> 15;
+    t = Math.imul(t, 0x735a2d97);
+    return (t ^ (t >>> 15)) >>> 0;
+  };
+  const state: number[] = [next(), next(), next(), next()];
+  if (state.every((x) => x === 0)) state[0] = 1;
+  return xoroshiro128plusFromState(state);
+}
+
 export class Sampler {
   readonly params: Readonly<SamplingParams>;
   private readonly rng: RandomGenerator;
@@ -127,7 +148,7 @@ export class Sampler {
 
   constructor(params: SamplingParams) {
     this.params = Object.freeze(parseSamplingParams(params));
-    this.rng = xoroshiro128plus(this.params.seed);
+    this.rng = seededGenerator(this.params.seed);
   }
 
   /**

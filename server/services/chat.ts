@@ -25,10 +25,25 @@ export interface ChatEngine {
   generate(opts: GenerateOptions): GenerationStream;
 }
 
+/** A user's soft prompt from the published user-model version (personalize/). */
+export interface UserPrefix {
+  /** [T_u × hidden] row-major, or null: no personalization (the LM alone). */
+  prefix: Float32Array | null;
+  /** The user-model version it came from; null when generic and no version is published. */
+  version: string | null;
+}
+
+/** Resolves a user's current soft prompt; read once per generation, so a publish is atomic per reply. */
+export interface UserPrefixSource {
+  prefixFor(userId: string): UserPrefix;
+}
+
 export interface ChatDeps {
   engine: ChatEngine;
   /** Provenance: which base model answered (e.g. the model directory's name). */
   modelId: string;
+  /** Personalization; absent: every answer is generic (no soft prompt). */
+  userModels?: UserPrefixSource;
 }
 
 const bounded = (field: keyof typeof SAMPLING_LIMITS) => {
@@ -184,11 +199,14 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
     messages: ChatMessage[];
     params: SamplingParams;
     maxNewTokens: number;
+    prefix: Float32Array | null;
   }
 
   /** Inserts the assistant placeholder under `parent` with its provenance. */
   function prepare(conversation: ConversationRecord, parent: MessageRecord, sampling: SamplingInput | undefined, seed?: number): Prepared {
     const { params, maxNewTokens } = resolveSampling(seed === undefined ? sampling : { ...sampling, seed });
+    // Read once: a version published mid-reply does not change this reply's soft prompt.
+    const personal = deps.userModels?.prefixFor(conversation.userId) ?? { prefix: null, version: null };
     const provenance: JsonObject = {
       temperature: params.temperature,
       topK: params.topK,
@@ -205,14 +223,13 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
       status: 'partial',
       finishReason: null,
       modelId: deps.modelId,
-      // Generic answers until the personalization issue publishes user-model versions.
-      userModelVersion: null,
+      userModelVersion: personal.version,
       sampling: provenance,
       seed: params.seed,
       createdAt: now(),
     };
     repos.conversations.insertMessage(message);
-    return { message, messages: promptFor(conversation.id, parent.id), params, maxNewTokens };
+    return { message, messages: promptFor(conversation.id, parent.id), params, maxNewTokens, prefix: personal.prefix };
   }
 
   /** Streams the answer into the placeholder and stores the result; never throws. */
@@ -223,7 +240,7 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
     let result: GenerationResult | null = null;
     let error: unknown;
     try {
-      const stream = deps.engine.generate({ messages: p.messages, sampling: p.params, maxNewTokens: p.maxNewTokens, signal: controller.signal });
+      const stream = deps.engine.generate({ messages: p.messages, prefix: p.prefix ?? undefined, sampling: p.params, maxNewTokens: p.maxNewTokens, signal: controller.signal });
       for await (const delta of stream) {
         text += delta;
         onDelta(delta);
