@@ -112,7 +112,7 @@ export function seededGenerator(seed: number): RandomGenerator {
     return (t ^ (t >>> 15)) >>> 0;
   };
   const state: number[] = [next(), next(), next(), next()];
-  if (state.every((x) => x === 0)) state[0] = 1;
+  if (!state.some((x) => x !== 0)) state[0] = 1;
   return xoroshiro128plusFromState(state);
 }
 
