@@ -31,7 +31,7 @@ const tables = (file: string): string[] => {
 test('a fresh database gets every migration once; re-opening applies nothing and keeps the record', () => {
   const db = openDatabase(dbFile);
   const first = runMigrations(db, migrations);
-  assert.deepEqual(first, { applied: ['001_init.sql'], alreadyApplied: [] });
+  assert.deepEqual(first, { applied: ['001_init.sql', '002_personalization.sql'], alreadyApplied: [] });
   const recorded = db.prepare('SELECT name, checksum, applied_at FROM schema_migrations').all();
   db.close();
   assert.deepEqual(tables(dbFile), [
@@ -40,17 +40,21 @@ test('a fresh database gets every migration once; re-opening applies nothing and
     'conversations',
     'feedback',
     'messages',
+    'pair_reference_logps',
+    'personalization_resets',
+    'personalization_settings',
     'preference_pairs',
     'schema_migrations',
     'sessions',
     'training_jobs',
+    'user_model_current',
     'user_model_versions',
     'users',
   ]);
 
   const again = openDatabase(dbFile);
   try {
-    assert.deepEqual(runMigrations(again, migrations), { applied: [], alreadyApplied: ['001_init.sql'] });
+    assert.deepEqual(runMigrations(again, migrations), { applied: [], alreadyApplied: ['001_init.sql', '002_personalization.sql'] });
     assert.deepEqual(again.prepare('SELECT name, checksum, applied_at FROM schema_migrations').all(), recorded);
   } finally {
     again.close();
@@ -101,17 +105,17 @@ test('new migrations apply in order; a failing one is rolled back whole and not 
   const db = openDatabase(dbFile);
   try {
     runMigrations(db, migrations);
-    fs.writeFileSync(path.join(migrations, '002_good.sql'), 'CREATE TABLE good (x INTEGER);');
-    fs.writeFileSync(path.join(migrations, '003_bad.sql'), 'CREATE TABLE half (x INTEGER);\nINSERT INTO no_such_table VALUES (1);');
-    assert.throws(() => runMigrations(db, migrations), (e: unknown) => e instanceof MigrationError && /003_bad\.sql failed and was rolled back/.test(e.message));
+    fs.writeFileSync(path.join(migrations, '102_good.sql'), 'CREATE TABLE good (x INTEGER);');
+    fs.writeFileSync(path.join(migrations, '103_bad.sql'), 'CREATE TABLE half (x INTEGER);\nINSERT INTO no_such_table VALUES (1);');
+    assert.throws(() => runMigrations(db, migrations), (e: unknown) => e instanceof MigrationError && /103_bad\.sql failed and was rolled back/.test(e.message));
     const names = db.prepare<[], { name: string }>('SELECT name FROM schema_migrations ORDER BY name').all().map((r) => r.name);
-    assert.deepEqual(names, ['001_init.sql', '002_good.sql']);
+    assert.deepEqual(names, ['001_init.sql', '002_personalization.sql', '102_good.sql']);
     const has = (t: string) => db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name = ?").get(t) as { n: number };
     assert.equal(has('good').n, 1);
     assert.equal(has('half').n, 0);
 
-    fs.writeFileSync(path.join(migrations, '003_bad.sql'), 'CREATE TABLE fixed (x INTEGER);');
-    assert.deepEqual(runMigrations(db, migrations).applied, ['003_bad.sql']);
+    fs.writeFileSync(path.join(migrations, '103_bad.sql'), 'CREATE TABLE fixed (x INTEGER);');
+    assert.deepEqual(runMigrations(db, migrations).applied, ['103_bad.sql']);
   } finally {
     db.close();
   }
@@ -120,11 +124,11 @@ test('new migrations apply in order; a failing one is rolled back whole and not 
 test('a pending migration numbered before an applied one, and stray files, are refused', () => {
   const db = openDatabase(dbFile);
   try {
-    fs.writeFileSync(path.join(migrations, '005_later.sql'), 'CREATE TABLE later (x INTEGER);');
+    fs.writeFileSync(path.join(migrations, '105_later.sql'), 'CREATE TABLE later (x INTEGER);');
     runMigrations(db, migrations);
-    fs.writeFileSync(path.join(migrations, '002_sneaky.sql'), 'CREATE TABLE sneaky (x INTEGER);');
-    assert.throws(() => runMigrations(db, migrations), /002_sneaky\.sql is pending but sorts before the applied 005_later\.sql/);
-    fs.rmSync(path.join(migrations, '002_sneaky.sql'));
+    fs.writeFileSync(path.join(migrations, '102_sneaky.sql'), 'CREATE TABLE sneaky (x INTEGER);');
+    assert.throws(() => runMigrations(db, migrations), /102_sneaky\.sql is pending but sorts before the applied 105_later\.sql/);
+    fs.rmSync(path.join(migrations, '102_sneaky.sql'));
     fs.writeFileSync(path.join(migrations, 'notes.txt'), 'hi');
     assert.throws(() => runMigrations(db, migrations), /notes\.txt is not a migration/);
   } finally {
