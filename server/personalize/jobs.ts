@@ -64,7 +64,7 @@ export type JobRunner = (spec: TrainJobSpec, emit: (e: TrainerEvent) => void, si
 
 export const workerRunner: JobRunner = (spec, emit, signal) =>
   new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: spec });
+    const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: spec });
     let settled = false;
     const finish = (fn: () => void) => {
       if (settled) return;

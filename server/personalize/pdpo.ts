@@ -101,9 +101,12 @@ export function dpoTerm(policyChosen: number, policyRejected: number, refChosen:
   return { loss: -logSigmoid(z), dChosen: -beta * s, dRejected: beta * s, rewardChosen, rewardRejected };
 }
 
+const pairLength = (p: TokenizedPair) => Math.max(p.chosen.ids.length, p.rejected.ids.length);
+
 /** Fill `ref` on every pair that lacks it: log π_ref with no soft prompt, in batches. */
 export async function referenceLogps(rt: ModelRuntime, pairs: TokenizedPair[], batchRows = 16, onBatch?: (done: number, total: number) => void): Promise<void> {
-  const todo = pairs.filter((p) => !p.ref);
+  // By length: rows of a run are padded to the longest.
+  const todo = pairs.filter((p) => !p.ref).sort((a, b) => pairLength(a) - pairLength(b));
   for (let i = 0; i < todo.length; i += batchRows / 2) {
     const chunk = todo.slice(i, i + batchRows / 2);
     const rows: ScoreRow[] = chunk.flatMap((p) => [
@@ -236,6 +239,22 @@ function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
   return a;
 }
 
+/**
+ * One epoch's batches, grouped by length: shuffle, cut into mega-batches of 16 batches, sort each by
+ * length and split it, then shuffle the batches. Rows of a scoring run are padded to the longest, so
+ * this cuts padding a lot (answers run from a dozen to ~200 tokens) while keeping batches random.
+ */
+function lengthGroupedBatches(pairs: readonly TokenizedPair[], batchPairs: number, rand: () => number): TokenizedPair[][] {
+  const order = shuffled(pairs, rand);
+  const mega = batchPairs * 16;
+  const batches: TokenizedPair[][] = [];
+  for (let i = 0; i < order.length; i += mega) {
+    const group = order.slice(i, i + mega).sort((a, b) => pairLength(a) - pairLength(b));
+    for (let j = 0; j < group.length; j += batchPairs) batches.push(group.slice(j, j + batchPairs));
+  }
+  return shuffled(batches, rand);
+}
+
 /** Which parameters train: everything, or only the listed users' own parameters. */
 function trainableSet(model: UserModel, onlyUsers: readonly string[] | null | undefined, alpha: number): Set<string> {
   const names = [...model.params.keys()];
@@ -337,11 +356,10 @@ export async function trainPdpo(o: TrainOptions): Promise<{ model: UserModel; hi
   const useGeneric = cfg.alpha < 1;
   void usePersonal;
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-    const order = shuffled(o.pairs, rand);
+    const batches = lengthGroupedBatches(o.pairs, cfg.batchPairs, rand);
     const perUser = new Map<string, StatsAccumulator>();
-    for (let b = 0; b < order.length; b += cfg.batchPairs) {
+    for (const batch of batches) {
       if (o.signal?.aborted) throw new TrainingCancelled();
-      const batch = order.slice(b, b + cfg.batchPairs);
       const { grads, personal, generic: gen, loss: batchLoss } = await pdpoLossAndGradients(o.runtime, model, batch, cfg, trainable, (userId, stats) => {
         let u = perUser.get(userId);
         if (!u) perUser.set(userId, (u = new StatsAccumulator()));
@@ -388,8 +406,9 @@ export async function trainPdpo(o: TrainOptions): Promise<{ model: UserModel; hi
 export async function evaluatePdpo(rt: ModelRuntime, model: UserModel, pairs: readonly TokenizedPair[], cfg: Pick<PdpoConfig, 'beta'>, opts: { generic?: boolean; batchPairs?: number } = {}): Promise<Record<string, DpoStats>> {
   const per = new Map<string, StatsAccumulator>();
   const bp = opts.batchPairs ?? 8;
-  for (let b = 0; b < pairs.length; b += bp) {
-    const batch = pairs.slice(b, b + bp);
+  const sorted = [...pairs].sort((a, b) => pairLength(a) - pairLength(b));
+  for (let b = 0; b < sorted.length; b += bp) {
+    const batch = sorted.slice(b, b + bp);
     const rows: ScoreRow[] = batch.flatMap((p) => {
       const prefix = model.prefixFor(opts.generic ? null : p.userId);
       return [
