@@ -1,0 +1,41 @@
+// A short simulated-user run on the committed default model: two users with opposite tastes answer
+// A/B comparisons of the model's own samples; P-DPO (a soft prompt each) must beat vanilla DPO (one
+// shared soft prompt) on their held-out pairs.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../server/lm/generate.ts';
+import { openModelDir } from '../../server/lm/weights.ts';
+import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';
+import { readTokenEmbedding } from '../../server/personalize/user-model.ts';
+import { runSimInProcess } from '../../server/sandbox/sim.ts';
+
+let engine: Engine;
+let embedding: Float32Array;
+
+before(async () => {
+  engine = await Engine.load('models/default');
+  const files = openModelDir('models/default');
+  embedding = readTokenEmbedding(files);
+  files.weights.close();
+});
+
+after(async () => {
+  await engine.close();
+});
+
+test('a short sim run lifts two opposite profiles above the DPO baseline', async () => {
+  const r = await runSimInProcess({
+    engine, runtime: engine.runtime, embedding, seed: 3, pairsPerUser: 20, evalPrompts: 4,
+    profiles: [{ name: 'elementary', prefers: { expertise: 'elementary' } }, { name: 'expert', prefers: { expertise: 'expert' } }],
+    config: pdpoConfigSchema.parse({ epochs: 3, heldoutFraction: 0.4, seed: 3 }),
+  });
+  assert.equal(r.users.length, 2);
+  for (const u of r.users) {
+    assert.equal(u.pairs, 20);
+    assert.ok(u.heldout_accuracy.pdpo !== null && u.heldout_accuracy.dpo !== null, `${u.name} has held-out pairs`);
+  }
+  const { pdpo, dpo } = r.mean.heldout_accuracy;
+  assert.ok(pdpo! > dpo!, `P-DPO ${pdpo} must beat DPO ${dpo}`);
+  assert.ok(pdpo! >= 0.7, `P-DPO held-out accuracy ${pdpo}`);
+  assert.ok(dpo! <= 0.65, `one shared prompt cannot serve opposite tastes: DPO ${dpo}`);
+});
