@@ -376,16 +376,17 @@ export class PersonalizationService extends EventEmitter {
       train: (r.trainPerUser[userId] ?? null) as unknown as JsonValue,
     }));
     const candidate = r.heldout.candidate.mean;
-    // With no version yet, the yardstick is chance: a reward model no better than a coin is refused.
-    const yardstick = r.heldout.current?.mean ?? (base.version ? null : 0.5);
+    // The yardstick is the current version on the same held-out pairs. The first version has none
+    // to fall below, so it is published (its held-out figures are still recorded).
+    const yardstick = base.version ? r.heldout.current?.mean ?? null : null;
     let status: 'published' | 'rejected' = 'published';
     let reason: string | null = null;
-    if (candidate === null) {
+    if (base.version && candidate === null) {
       status = 'rejected';
-      reason = 'no held-out pairs to evaluate the new version on';
-    } else if (yardstick !== null && candidate < yardstick - settings.gateTolerance) {
+      reason = 'no held-out pairs to compare the new version with the current one';
+    } else if (candidate !== null && yardstick !== null && candidate < yardstick - settings.gateTolerance) {
       status = 'rejected';
-      reason = `held-out reward accuracy ${candidate.toFixed(3)} is below the ${base.version ? "current version's" : 'chance level'} ${yardstick.toFixed(3)} by more than the tolerance ${settings.gateTolerance}`;
+      reason = `held-out reward accuracy ${candidate.toFixed(3)} is below the current version's ${yardstick.toFixed(3)} by more than the tolerance ${settings.gateTolerance}`;
     }
     const metrics: JsonObject = {
       heldoutAccuracy: candidate,
@@ -396,6 +397,7 @@ export class PersonalizationService extends EventEmitter {
       pairs: r.pairs as unknown as JsonValue,
       seconds: r.seconds as unknown as JsonValue,
       final: (r.history.at(-1) ?? null) as unknown as JsonValue,
+      perUserEpochs: r.trainPerUserEpochs as unknown as JsonValue,
     };
     const t = this.now();
     repos.userModels.completeVersion(versionId, { status: status === 'published' ? 'training' : 'rejected', metrics, blob: Buffer.from(r.blob), reason, dataThrough });

@@ -44,6 +44,8 @@ export interface TrainJobResult {
   history: StepLog[];
   /** Per user, the training stats of the last epoch. */
   trainPerUser: Record<string, DpoStats>;
+  /** Per epoch, per user: loss, rewards, margins, accuracy, log-probs and gradient cosine. */
+  trainPerUserEpochs: { epoch: number; perUser: Record<string, DpoStats> }[];
   heldout: { candidate: HeldoutReport; current: HeldoutReport | null; generic: HeldoutReport; baseline: HeldoutReport | null };
   pairs: { train: number; heldout: number; users: number };
   seconds: { reference: number; train: number; evaluate: number; baseline: number };
@@ -112,12 +114,14 @@ export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) =>
     const init = initialUserModel(spec, rt.config.hidden, rt.config.vocabSize, readEmbedding);
     const current = spec.init ? UserModel.deserialize(spec.init) : null;
     let trainPerUser: Record<string, DpoStats> = {};
+    const trainPerUserEpochs: { epoch: number; perUser: Record<string, DpoStats> }[] = [];
     emit({ type: 'phase', phase: 'train', done: 0, total: 1 });
     const trained = await trainPdpo({
       runtime: rt, pairs: train, init, config: cfg, onlyUsers: spec.onlyUsers, signal,
       onProgress: (progress) => emit({ type: 'progress', progress }),
-      onEpoch: (_e, perUser) => {
+      onEpoch: (epoch, perUser) => {
         trainPerUser = perUser;
+        trainPerUserEpochs.push({ epoch, perUser });
       },
     });
     const t2 = performance.now();
@@ -139,6 +143,7 @@ export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) =>
       blob: trained.model.serialize(),
       history: trained.history,
       trainPerUser,
+      trainPerUserEpochs,
       heldout: { candidate, current: currentReport, generic, baseline },
       pairs: { train: train.length, heldout: heldout.length, users: new Set(spec.pairs.map((p) => p.userId)).size },
       seconds: { reference: (t1 - t0) / 1000, train: (t2 - t1) / 1000, baseline: (t3 - t2) / 1000, evaluate: (t4 - t3) / 1000 },
