@@ -280,7 +280,8 @@ export class PersonalizationService extends EventEmitter {
     // Every user with two or more pairs keeps at least one held out, so the gate can judge them.
     for (const list of byUser.values()) {
       if (frac > 0 && list.length >= 2 && !list.some((p) => p.heldout)) list[list.length - 1]!.heldout = true;
-      if (list.every((p) => p.heldout) && list.length >= 2) list[0]!.heldout = false;
+      // …and at least one to train on (a user's only pair trains).
+      if (list.every((p) => p.heldout)) list[0]!.heldout = false;
     }
     return { pairs: [...byUser.values()].flat(), dataThrough };
   }
