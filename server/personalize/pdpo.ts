@@ -220,7 +220,8 @@ export class TrainingCancelled extends Error {
   }
 }
 
-function mulberry32(seed: number): () => number {
+/** A small seeded uniform [0, 1) generator (mulberry32): shuffles and initialisations. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) | 0;

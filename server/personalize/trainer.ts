@@ -5,7 +5,7 @@ import { ModelRuntime } from '../lm/runtime.ts';
 import { loadTokenizer } from '../lm/tokenizer.ts';
 import { openModelDir } from '../lm/weights.ts';
 import type { ChatMessage } from '../lm/tokenizer.ts';
-import { type DpoStats, evaluatePdpo, meanAccuracy, type PdpoConfig, referenceLogps, type StepLog, type TokenizedPair, tokenizePair, trainPdpo, type TrainProgress } from './pdpo.ts';
+import { type DpoStats, evaluatePdpo, meanAccuracy, mulberry32, type PdpoConfig, referenceLogps, type StepLog, type TokenizedPair, tokenizePair, trainPdpo, type TrainProgress } from './pdpo.ts';
 import { readTokenEmbedding, UserModel } from './user-model.ts';
 
 export interface JobPair {
@@ -58,15 +58,6 @@ export type TrainerEvent =
 
 const report = (perUser: Record<string, DpoStats>): HeldoutReport => ({ mean: meanAccuracy(perUser), perUser });
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The initial user model of a job: the warm start (minus reset users), or vocabulary embeddings. */
 export function initialUserModel(spec: TrainJobSpec, hidden: number, vocabSize: number, embedding: () => Float32Array): UserModel {
@@ -80,7 +71,7 @@ export function initialUserModel(spec: TrainJobSpec, hidden: number, vocabSize: 
     }
   }
   const kind = cfg.userModel;
-  return UserModel.initFromVocabulary({ kind, tokens: cfg.tokens, hidden, ...(kind === 'cluster' ? { clusters: cfg.clusters } : {}) }, embedding(), vocabSize, mulberry(cfg.seed));
+  return UserModel.initFromVocabulary({ kind, tokens: cfg.tokens, hidden, ...(kind === 'cluster' ? { clusters: cfg.clusters } : {}) }, embedding(), vocabSize, mulberry32(cfg.seed));
 }
 
 export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) => void, signal?: AbortSignal): Promise<TrainJobResult> {
@@ -128,7 +119,7 @@ export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) =>
     let baseline: HeldoutReport | null = null;
     if (spec.baseline) {
       emit({ type: 'phase', phase: 'baseline', done: 0, total: 1 });
-      const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: rt.config.hidden }, readEmbedding(), rt.config.vocabSize, mulberry(cfg.seed));
+      const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: rt.config.hidden }, readEmbedding(), rt.config.vocabSize, mulberry32(cfg.seed));
       const dpo = await trainPdpo({ runtime: rt, pairs: train, init: dpoInit, config: { ...cfg, alpha: 0, userModel: 'individual' }, signal });
       baseline = report(await evaluatePdpo(rt, dpo.model, heldout, cfg, { generic: true }));
     }

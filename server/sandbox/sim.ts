@@ -7,7 +7,7 @@ import type { Engine } from '../lm/generate.ts';
 import type { ModelRuntime } from '../lm/runtime.ts';
 import type { SamplingParams } from '../lm/sampling.ts';
 import type { ChatMessage } from '../lm/tokenizer.ts';
-import { type DpoStats, evaluatePdpo, isHeldout, type PdpoConfig, type PreferencePair, referenceLogps, type TokenizedPair, tokenizePair, trainPdpo, type TrainProgress } from '../personalize/pdpo.ts';
+import { type DpoStats, evaluatePdpo, isHeldout, mulberry32, type PdpoConfig, type PreferencePair, referenceLogps, type TokenizedPair, tokenizePair, trainPdpo, type TrainProgress } from '../personalize/pdpo.ts';
 import { UserModel } from '../personalize/user-model.ts';
 import { samplePrompt } from './corpus.ts';
 import { judgeStyle } from './judge.ts';
@@ -177,12 +177,12 @@ export async function runSimInProcess(o: InProcessSimOptions): Promise<SimResult
 
   const init = UserModel.initFromVocabulary(
     { kind: cfg.userModel, tokens: cfg.tokens, hidden: o.runtime.config.hidden, ...(cfg.userModel === 'cluster' ? { clusters: cfg.clusters } : {}) },
-    o.embedding, o.runtime.config.vocabSize, mulberry(cfg.seed),
+    o.embedding, o.runtime.config.vocabSize, mulberry32(cfg.seed),
   );
   const t0 = performance.now();
   const pdpo = await trainPdpo({ runtime: o.runtime, pairs: train, init, config: cfg, onProgress: (p) => o.onTrain?.('pdpo', p) });
   const trainSeconds = (performance.now() - t0) / 1000;
-  const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: o.runtime.config.hidden }, o.embedding, o.runtime.config.vocabSize, mulberry(cfg.seed));
+  const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: o.runtime.config.hidden }, o.embedding, o.runtime.config.vocabSize, mulberry32(cfg.seed));
   const dpo = await trainPdpo({ runtime: o.runtime, pairs: train, init: dpoInit, config: { ...cfg, alpha: 0, userModel: 'individual' }, onProgress: (p) => o.onTrain?.('dpo', p) });
 
   o.onProgress?.({ phase: 'evaluate', done: 0, total: users.length });
@@ -224,12 +224,3 @@ export async function runSimInProcess(o: InProcessSimOptions): Promise<SimResult
   };
 }
 
-export function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

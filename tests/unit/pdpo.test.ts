@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ModelRuntime } from '../../server/lm/runtime.ts';
 import { writeRandomModel } from '../../server/lm/random-model.ts';
 import { openModelDir } from '../../server/lm/weights.ts';
-import { dpoTerm, evaluatePdpo, isHeldout, pdpoConfigSchema, pdpoLossAndGradients, referenceLogps, type TokenizedPair, trainPdpo } from '../../server/personalize/pdpo.ts';
+import { dpoTerm, evaluatePdpo, isHeldout, mulberry32, pdpoConfigSchema, pdpoLossAndGradients, referenceLogps, type TokenizedPair, trainPdpo } from '../../server/personalize/pdpo.ts';
 import { readTokenEmbedding, UserModel } from '../../server/personalize/user-model.ts';
 
 const V = 272;
@@ -17,18 +17,9 @@ let dir: string;
 let rt: ModelRuntime;
 let embedding: Float32Array;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomPairs(n: number, users: string[], seed: number): TokenizedPair[] {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const seq = (len: number) => Array.from({ length: len }, () => 1 + Math.floor(r() * (V - 1)));
   return Array.from({ length: n }, (_, i) => {
     const prompt = seq(3 + Math.floor(r() * 4));
@@ -70,7 +61,7 @@ function moved(model: UserModel, dirn: Map<string, Float32Array>, t: number): Us
 }
 
 function randomDirection(model: UserModel, seed: number, only?: (name: string) => boolean): Map<string, Float32Array> {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   return new Map([...model.params].filter(([n]) => !only || only(n)).map(([n, p]) => [n, Float32Array.from(p, () => r() * 2 - 1)]));
 }
 
@@ -123,10 +114,10 @@ describe('P-DPO loss and gradient on a tiny model', () => {
       const pairs = randomPairs(6, users, kind === 'individual' ? 11 : 12);
       await referenceLogps(rt, pairs);
       const spec = { kind, tokens: 3, hidden: H, ...(kind === 'cluster' ? { clusters: 3 } : {}) } as const;
-      const model = UserModel.initFromVocabulary(spec, embedding, V, rng(5));
+      const model = UserModel.initFromVocabulary(spec, embedding, V, mulberry32(5));
       for (const u of users.slice(0, 2)) model.addUser(u); // carol has no parameters of her own: e_0
       // Non-trivial offsets / logits, so e_i ≠ e_0.
-      const r = rng(9);
+      const r = mulberry32(9);
       for (const [n, p] of model.params) if (n.startsWith('offset:') || n.startsWith('logits:')) for (let i = 0; i < p.length; i++) p[i] = (r() - 0.5) * 0.8;
       const cfg = { alpha: 0.5, beta: 0.5 };
       const got = await pdpoLossAndGradients(rt, model, pairs, cfg);
@@ -148,7 +139,7 @@ describe('P-DPO loss and gradient on a tiny model', () => {
   it('per-user retraining moves only that user’s parameters; α = 0 trains only the shared prompt', async () => {
     const pairs = randomPairs(8, ['alice', 'bob'], 31);
     await referenceLogps(rt, pairs);
-    const model = UserModel.initFromVocabulary({ kind: 'individual', tokens: 2, hidden: H }, embedding, V, rng(6));
+    const model = UserModel.initFromVocabulary({ kind: 'individual', tokens: 2, hidden: H }, embedding, V, mulberry32(6));
     model.addUser('alice');
     model.addUser('bob');
     const cfg = pdpoConfigSchema.parse({ alpha: 0.5, beta: 0.5, lr: 0.05, epochs: 2, batchPairs: 4, tokens: 2 });
@@ -168,7 +159,7 @@ describe('P-DPO loss and gradient on a tiny model', () => {
 
   it('training on separable preferences raises held-out reward accuracy per user', async () => {
     // Alice prefers answers ending in token 5, Bob in token 9: opposite tastes on the same prompts.
-    const r = rng(77);
+    const r = mulberry32(77);
     const pairs: TokenizedPair[] = [];
     for (let i = 0; i < 40; i++) {
       const prompt = Array.from({ length: 4 }, () => 10 + Math.floor(r() * 50));
@@ -180,7 +171,7 @@ describe('P-DPO loss and gradient on a tiny model', () => {
     await referenceLogps(rt, pairs);
     const train = pairs.filter((p) => !isHeldout(p.id, 0.25));
     const held = pairs.filter((p) => isHeldout(p.id, 0.25));
-    const init = UserModel.initFromVocabulary({ kind: 'individual', tokens: 2, hidden: H }, embedding, V, rng(8));
+    const init = UserModel.initFromVocabulary({ kind: 'individual', tokens: 2, hidden: H }, embedding, V, mulberry32(8));
     const cfg = pdpoConfigSchema.parse({ alpha: 0.5, beta: 0.5, lr: 0.1, epochs: 8, batchPairs: 8, tokens: 2 });
     const pdpo = await trainPdpo({ runtime: rt, pairs: train, init, config: cfg });
     const dpo = await trainPdpo({ runtime: rt, pairs: train, init, config: { ...cfg, alpha: 0 } });
@@ -195,7 +186,7 @@ describe('P-DPO loss and gradient on a tiny model', () => {
 
 describe('UserModel', () => {
   it('round-trips through its blob, gives unknown users e_0, and mixes clusters by softmax weights', () => {
-    const m = UserModel.initFromVocabulary({ kind: 'individual', tokens: 2, hidden: H }, embedding, V, rng(1));
+    const m = UserModel.initFromVocabulary({ kind: 'individual', tokens: 2, hidden: H }, embedding, V, mulberry32(1));
     m.addUser('u1');
     m.params.get('offset:u1')!.fill(0.25);
     const back = UserModel.deserialize(m.serialize());
@@ -209,7 +200,7 @@ describe('UserModel', () => {
       const v = e0.subarray(t * H, (t + 1) * H);
       assert.ok(Array.from({ length: V }, (_, id) => embedding.subarray(id * H, (id + 1) * H)).some((row) => row.every((x, i) => x === v[i])));
     }
-    const c = UserModel.initFromVocabulary({ kind: 'cluster', tokens: 1, hidden: H, clusters: 2 }, embedding, V, rng(2));
+    const c = UserModel.initFromVocabulary({ kind: 'cluster', tokens: 1, hidden: H, clusters: 2 }, embedding, V, mulberry32(2));
     c.addUser('u2');
     c.params.get('logits:u2')!.set([Math.log(3), 0]); // weights 0.75, 0.25
     const C = c.params.get('clusters')!;
