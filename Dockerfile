@@ -5,7 +5,10 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+RUN npm ci --no-audit --no-fund
+# The web client is built here with Vite (a dev dependency), then the dev dependencies go.
+COPY client ./client
+RUN node --import tsx client/build.ts && npm prune --omit=dev
 COPY server ./server
 COPY migrations ./migrations
 COPY models ./models

@@ -1,4 +1,4 @@
-// `npm run bench -- personalize [--json] [--pairs-per-user 150] [--streams 8] [--think-ms 1000] [--idle-seconds 30]`:
+// `npm run bench -- personalize [--json] [--pairs-per-user 150] [--streams 8] [--think-ms 1000] [--idle-seconds 30] [--trainer-threads N]`:
 // P-DPO retraining on the sandbox's six Personalized-Soups users (900 pairs by default) in the
 // server's worker thread, while chat streams on the same engine. Figures:
 //   - retraining wall time for the pairs, against the 10-minute target;
@@ -35,7 +35,7 @@ export async function runPersonalizeBench(args: string[]): Promise<unknown> {
   const { values } = parseArgs({
     args,
     options: {
-      json: { type: 'boolean' }, model: { type: 'string' }, 'pairs-per-user': { type: 'string' }, streams: { type: 'string' }, 'idle-seconds': { type: 'string' }, 'think-ms': { type: 'string' },
+      json: { type: 'boolean' }, model: { type: 'string' }, 'pairs-per-user': { type: 'string' }, streams: { type: 'string' }, 'idle-seconds': { type: 'string' }, 'think-ms': { type: 'string' }, 'trainer-threads': { type: 'string' },
     },
   });
   const modelDir = path.resolve(values.model ?? 'models/default');
@@ -49,7 +49,11 @@ export async function runPersonalizeBench(args: string[]): Promise<unknown> {
   }
   const log = (s: string) => process.stderr.write(`[bench personalize] ${s}\n`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-bench-pers-'));
-  const config = loadConfig({ ATTUNE_DATA_DIR: dir, ATTUNE_MODEL_DIR: modelDir, ATTUNE_RETRAIN_CRON: 'off' }, [], process.cwd());
+  const config = loadConfig(
+    { ATTUNE_DATA_DIR: dir, ATTUNE_MODEL_DIR: modelDir, ATTUNE_RETRAIN_CRON: 'off', ...(values['trainer-threads'] ? { ATTUNE_TRAINER_THREADS: values['trainer-threads'] } : {}) },
+    [],
+    process.cwd(),
+  );
   const db = openDatabase(config.dbFile);
   runMigrations(db);
   const repos = createRepositories(db);

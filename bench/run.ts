@@ -1,5 +1,7 @@
-// `npm run bench -- <suite> [--json]`: suites print figures beside the machine's own limits.
+// `npm run bench -- <suite> [--json]`: suites print figures beside the machine's own limits or targets.
 import { runEngineBench } from './engine.ts';
+import { runPersonalizeBench } from './personalize.ts';
+import { runServerBench } from './server.ts';
 
 type Row = { value: number; unit: string; limit: number | null; ratio: number | null; note?: string };
 const isFigure = (v: unknown): v is Row => typeof v === 'object' && v !== null && 'value' in v && 'unit' in v;
@@ -30,7 +32,7 @@ function fmt(x: number): string {
 }
 
 const [suite, ...rest] = process.argv.slice(2);
-const suites: Record<string, (args: string[]) => Promise<unknown>> = { engine: runEngineBench };
+const suites: Record<string, (args: string[]) => Promise<unknown>> = { engine: runEngineBench, server: runServerBench, personalize: runPersonalizeBench };
 const run = suite ? suites[suite] : undefined;
 if (!run) {
   process.stderr.write(`usage: npm run bench -- <${Object.keys(suites).join('|')}> [--json]\n`);

@@ -98,10 +98,41 @@ export const configSchema = z.object({
   topP: setting(num(SAMPLING_LIMITS.topP.min, SAMPLING_LIMITS.topP.max).default(0.95), { env: 'ATTUNE_TOP_P', flag: 'top-p', doc: 'Default nucleus sampling mass (1 = off). Default 0.95.' }),
   engineThreads: setting(int(1, 1024).optional(), { env: 'ATTUNE_ENGINE_THREADS', flag: 'engine-threads', doc: "onnxruntime intra-op threads. Default: onnxruntime's choice." }),
   engineMaxBatch: setting(int(1, 1024).default(32), { env: 'ATTUNE_ENGINE_MAX_BATCH', flag: 'engine-max-batch', doc: 'Most sequences decoded together. Default 32.' }),
+  metricsToken: setting(z.string().min(16, 'must be at least 16 characters').max(256, 'must be at most 256 characters').optional(), {
+    env: 'ATTUNE_METRICS_TOKEN',
+    flag: null,
+    doc: 'Bearer token a Prometheus scraper must send to GET /metrics. Unset: /metrics is open, like /healthz. Environment only.',
+  }),
   shutdownGraceSeconds: setting(num(0, 600).default(10), {
     env: 'ATTUNE_SHUTDOWN_GRACE_SECONDS',
     flag: 'shutdown-grace-seconds',
     doc: 'On SIGINT/SIGTERM, how long open requests may finish before connections are cut. Default 10.',
+  }),
+  // ---- Personalization (P-DPO retraining) ----
+  pdpoAlpha: setting(num(0, 1).default(0.5), { env: 'ATTUNE_PDPO_ALPHA', flag: 'pdpo-alpha', doc: "P-DPO's α: weight of each user's own term; 1 − α weighs the generic user's. 0 is vanilla DPO. Default 0.5 (the paper's)." }),
+  pdpoBeta: setting(num(0.001, 10).default(0.1), { env: 'ATTUNE_PDPO_BETA', flag: 'pdpo-beta', doc: "DPO's β. Default 0.1." }),
+  pdpoLr: setting(num(1e-6, 10).default(0.02), { env: 'ATTUNE_PDPO_LR', flag: 'pdpo-lr', doc: 'AdamW peak learning rate of the soft prompts (warmup, then cosine). Default 0.02.' }),
+  pdpoEpochs: setting(int(1, 1000).default(4), { env: 'ATTUNE_PDPO_EPOCHS', flag: 'pdpo-epochs', doc: 'Passes over the training pairs per retraining. Default 4.' }),
+  pdpoBatchPairs: setting(int(1, 256).default(8), { env: 'ATTUNE_PDPO_BATCH_PAIRS', flag: 'pdpo-batch-pairs', doc: 'Preference pairs per optimizer step. Default 8.' }),
+  userModelTokens: setting(int(1, 64).default(10), { env: 'ATTUNE_USER_MODEL_TOKENS', flag: 'user-model-tokens', doc: 'T_u: soft-prompt length in vectors. Default 10 (the paper).' }),
+  userModelKind: setting(z.enum(['individual', 'cluster'], { error: 'must be individual or cluster' }).default('individual'), {
+    env: 'ATTUNE_USER_MODEL', flag: 'user-model', doc: 'individual (e_i = e_0 + o_i) or cluster (K shared embeddings, per-user softmax weights). Default individual.',
+  }),
+  userModelClusters: setting(int(1, 64).default(4), { env: 'ATTUNE_USER_MODEL_CLUSTERS', flag: 'user-model-clusters', doc: 'K for the cluster user model. Default 4.' }),
+  heldoutFraction: setting(num(0, 0.9).default(0.2), { env: 'ATTUNE_HELDOUT_FRACTION', flag: 'heldout-fraction', doc: "Share of each user's pairs held out to evaluate a new version. Default 0.2." }),
+  gateTolerance: setting(num(0, 1).default(0.02), {
+    env: 'ATTUNE_GATE_TOLERANCE', flag: 'gate-tolerance',
+    doc: "A new version is published only if its mean held-out reward accuracy is at least the current version's minus this. Default 0.02.",
+  }),
+  retrainCron: setting(z.string().min(1).default('0 * * * *'), { env: 'ATTUNE_RETRAIN_CRON', flag: 'retrain-cron', doc: "When scheduled retraining checks for new pairs (cron syntax, server time; 'off' disables). Default hourly." }),
+  retrainMinNewPairs: setting(int(1, 10_000_000).default(50), { env: 'ATTUNE_RETRAIN_MIN_NEW_PAIRS', flag: 'retrain-min-new-pairs', doc: 'N: a scheduled run starts only if at least this many pairs arrived since the last one. Default 50.' }),
+  retrainUserMinPairs: setting(int(1, 10_000_000).default(20), {
+    env: 'ATTUNE_RETRAIN_USER_MIN_PAIRS', flag: 'retrain-user-min-pairs', doc: "M: a user's own retraining starts when they pass this many new pairs. Default 20.",
+  }),
+  retrainCheckSeconds: setting(int(1, 86_400).default(60), { env: 'ATTUNE_RETRAIN_CHECK_SECONDS', flag: 'retrain-check-seconds', doc: 'How often per-user thresholds are checked. Default 60.' }),
+  trainerThreads: setting(int(1, 1024).default(1), { env: 'ATTUNE_TRAINER_THREADS', flag: 'trainer-threads', doc: 'onnxruntime threads of the retraining worker (chat keeps the rest). Default 1.' }),
+  trainBaseline: setting(bool().default(false), {
+    env: 'ATTUNE_TRAIN_BASELINE', flag: 'train-baseline', doc: "Also train the vanilla-DPO baseline in every retraining job and record its held-out accuracy (≈ +50% time). Default false; `sim run` always does.",
   }),
 });
 

@@ -13,9 +13,12 @@ import { runMigrations } from './db/migrate.ts';
 import { createRepositories } from './db/repositories.ts';
 import { createApp } from './http/app.ts';
 import { Engine } from './lm/generate.ts';
+import { PersonalizationService } from './personalize/jobs.ts';
 import { createLogger } from './logger.ts';
 import { attachRealtime } from './realtime/index.ts';
-import { createChat, createServices } from './services/index.ts';
+import { observeEngine } from './metrics.ts';
+import type { ChatDeps } from './services/chat.ts';
+import { createChat, createCompletions, createServices } from './services/index.ts';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -69,10 +72,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     engine = await loadEngine(config, logger);
     const loadedEngine = engine;
     let modelReady = true;
-    const app = createApp({ config, db, services, logger, isModelReady: () => modelReady });
+    // One set of chat dependencies for the socket chat and the OpenAI-compatible API, so both answer
+    // with the same engine and the same per-user soft prompts.
+    const personalization = new PersonalizationService({
+      db, repos, logger, modelDir: config.modelDir, modelId: loadedEngine.runtime.files.id,
+      settings: PersonalizationService.settingsFromConfig(config),
+    });
+    personalization.start();
+    const chatDeps: ChatDeps = { engine: loadedEngine, modelId: path.basename(config.modelDir), userModels: personalization };
+    const chat = createChat({ db, config, logger, repos }, chatDeps);
+    const completions = createCompletions({ db, config, logger, repos }, chatDeps);
+    observeEngine(loadedEngine.scheduler);
+    const app = createApp({ config, db, services, logger, isModelReady: () => modelReady, completions, personalization });
     const server = http.createServer(app);
-    const chat = createChat({ db, config, logger, repos }, { engine: loadedEngine, modelId: path.basename(config.modelDir) });
-    const io = attachRealtime(server, { config, services, chat, logger });
+    const io = attachRealtime(server, { config, services, chat, logger, personalization });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {
@@ -95,6 +108,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceSeconds * 1000);
         await closed;
         clearTimeout(grace);
+        // A job cut short here is recorded as cancelled; one cut by a crash is failed at next start.
+        await personalization.close();
         await loadedEngine.close();
         openDb.close();
       })());

@@ -46,6 +46,7 @@ export function createComparisonRepository(db: Db) {
   );
   const byIdForUser = db.prepare<[string, string], ComparisonRow>('SELECT * FROM comparisons WHERE id = ? AND user_id = ?');
   const byConversation = db.prepare<[string], ComparisonRow>('SELECT * FROM comparisons WHERE conversation_id = ? ORDER BY created_at, id');
+  const byUser = db.prepare<[string], ComparisonRow>('SELECT * FROM comparisons WHERE user_id = ? ORDER BY created_at, id');
   const decide = db.prepare<[ComparisonChoice, number, string, string]>('UPDATE comparisons SET choice = ?, decided_at = ? WHERE id = ? AND user_id = ?');
 
   return {
@@ -66,6 +67,7 @@ export function createComparisonRepository(db: Db) {
       return r && toRecord(r);
     },
     listForConversation: (conversationId: string): ComparisonRecord[] => byConversation.all(conversationId).map(toRecord),
+    listForUser: (userId: string): ComparisonRecord[] => byUser.all(userId).map(toRecord),
     decide: (id: string, userId: string, choice: ComparisonChoice, now: number): boolean => decide.run(choice, now, id, userId).changes === 1,
   };
 }

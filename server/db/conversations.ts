@@ -88,6 +88,7 @@ export function createConversationRepository(db: Db) {
      WHERE user_id = @user_id AND (updated_at < @updated_at OR (updated_at = @updated_at AND id < @id))
      ORDER BY updated_at DESC, id DESC LIMIT @limit`,
   );
+  const allForUser = db.prepare<[string], ConversationRow>('SELECT * FROM conversations WHERE user_id = ? ORDER BY created_at, id');
   const rename = db.prepare<[string, number, string, string]>('UPDATE conversations SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?');
   const touch = db.prepare<[number, string]>('UPDATE conversations SET updated_at = max(updated_at, ?) WHERE id = ?');
   const remove = db.prepare<[string, string]>('DELETE FROM conversations WHERE id = ? AND user_id = ?');
@@ -115,6 +116,8 @@ export function createConversationRepository(db: Db) {
       const rows = after ? nextPage.all({ user_id: userId, updated_at: after.updatedAt, id: after.id, limit }) : firstPage.all(userId, limit);
       return rows.map(toConversation);
     },
+    /** Every conversation of the user, oldest first (data export). */
+    listAllForUser: (userId: string): ConversationRecord[] => allForUser.all(userId).map(toConversation),
     rename: (id: string, userId: string, title: string, now: number): boolean => rename.run(title, now, id, userId).changes === 1,
     /** Marks activity (a new message) so the conversation moves to the top of the list. */
     touch: (id: string, now: number): void => void touch.run(now, id),

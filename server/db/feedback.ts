@@ -46,6 +46,10 @@ export function createFeedbackRepository(db: Db) {
   );
   const get = db.prepare<[string, string], FeedbackRow>('SELECT * FROM feedback WHERE user_id = ? AND message_id = ?');
   const remove = db.prepare<[string, string]>('DELETE FROM feedback WHERE user_id = ? AND message_id = ?');
+  const byUser = db.prepare<[string], FeedbackRow>('SELECT * FROM feedback WHERE user_id = ? ORDER BY created_at, message_id');
+  const byConversation = db.prepare<[string, string], FeedbackRow>(
+    'SELECT f.* FROM feedback f JOIN messages m ON m.id = f.message_id WHERE f.user_id = ? AND m.conversation_id = ?',
+  );
 
   return {
     upsert(f: FeedbackRecord): FeedbackRecord {
@@ -65,5 +69,8 @@ export function createFeedbackRepository(db: Db) {
       return r && toRecord(r);
     },
     delete: (userId: string, messageId: string): boolean => remove.run(userId, messageId).changes === 1,
+    listForUser: (userId: string): FeedbackRecord[] => byUser.all(userId).map(toRecord),
+    /** The user's votes on the messages of one conversation. */
+    listForConversation: (userId: string, conversationId: string): FeedbackRecord[] => byConversation.all(userId, conversationId).map(toRecord),
   };
 }

@@ -53,6 +53,12 @@ export function createPreferencePairRepository(db: Db) {
   const removeForMessage = db.prepare<{ user_id: string; message_id: string; source: PreferenceSource }>(
     'DELETE FROM preference_pairs WHERE user_id = @user_id AND source = @source AND (chosen_message = @message_id OR rejected_message = @message_id)',
   );
+  const page = db.prepare<{ after_created: number; after_id: string; user_id: string | null; source: string | null; since: number; limit: number }, PreferencePairRow>(
+    `SELECT * FROM preference_pairs
+     WHERE (created_at > @after_created OR (created_at = @after_created AND id > @after_id))
+       AND (@user_id IS NULL OR user_id = @user_id) AND (@source IS NULL OR source = @source) AND created_at >= @since
+     ORDER BY created_at, id LIMIT @limit`,
+  );
   const byMessage = db.prepare<{ user_id: string; message_id: string }, PreferencePairRow>(
     'SELECT * FROM preference_pairs WHERE user_id = @user_id AND (chosen_message = @message_id OR rejected_message = @message_id) ORDER BY created_at, id',
   );
@@ -75,6 +81,12 @@ export function createPreferencePairRepository(db: Db) {
     countForUser: (userId: string): number => countByUser.get(userId)!.n,
     /** Pairs of one source that a message is either side of (a vote changed or was withdrawn). */
     deleteForMessage: (userId: string, messageId: string, source: PreferenceSource): number => removeForMessage.run({ user_id: userId, message_id: messageId, source }).changes,
+    /** Oldest first, `limit` pairs after the cursor, optionally of one user, one source, and since a time (export). */
+    listPage(filter: { userId?: string; source?: PreferenceSource; since?: number }, limit: number, after?: { createdAt: number; id: string }): PreferencePairRecord[] {
+      return page
+        .all({ after_created: after?.createdAt ?? -1, after_id: after?.id ?? '', user_id: filter.userId ?? null, source: filter.source ?? null, since: filter.since ?? 0, limit })
+        .map(toRecord);
+    },
     listForMessage: (userId: string, messageId: string): PreferencePairRecord[] => byMessage.all({ user_id: userId, message_id: messageId }).map(toRecord),
   };
 }

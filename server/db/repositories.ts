@@ -6,6 +6,7 @@ import { createConversationRepository } from './conversations.ts';
 import { createFeedbackRepository } from './feedback.ts';
 import { createPreferencePairRepository } from './preference-pairs.ts';
 import { createSessionRepository } from './sessions.ts';
+import { createStatsRepository } from './stats.ts';
 import { createUserModelRepository } from './user-models.ts';
 import { createUserRepository } from './users.ts';
 
@@ -21,5 +22,6 @@ export function createRepositories(db: Db) {
     comparisons: createComparisonRepository(db),
     preferencePairs: createPreferencePairRepository(db),
     userModels: createUserModelRepository(db),
+    stats: createStatsRepository(db),
   };
 }

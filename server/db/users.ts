@@ -42,6 +42,10 @@ export function createUserRepository(db: Db) {
   const admins = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM users WHERE role = 'admin' AND disabled = 0");
   const setDisabled = db.prepare<[number, string]>('UPDATE users SET disabled = ? WHERE id = ?');
   const remove = db.prepare<[string]>('DELETE FROM users WHERE id = ?');
+  const setRole = db.prepare<[Role, string]>('UPDATE users SET role = ? WHERE id = ?');
+  const firstPage = db.prepare<[number], UserRow>('SELECT * FROM users ORDER BY created_at, id LIMIT ?');
+  const nextPage = db.prepare<[number, number, string, number], UserRow>('SELECT * FROM users WHERE created_at > ? OR (created_at = ? AND id > ?) ORDER BY created_at, id LIMIT ?');
+  const total = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM users');
 
   return {
     insert(u: UserRecord): void {
@@ -58,6 +62,13 @@ export function createUserRepository(db: Db) {
     },
     countActiveAdmins: (): number => admins.get()!.n,
     setDisabled: (id: string, disabled: boolean): boolean => setDisabled.run(disabled ? 1 : 0, id).changes === 1,
+    setRole: (id: string, role: Role): boolean => setRole.run(role, id).changes === 1,
+    /** Oldest first, `limit` users after the cursor (the last user of the previous page). */
+    listPage(limit: number, after?: { createdAt: number; id: string }): UserRecord[] {
+      const rows = after ? nextPage.all(after.createdAt, after.createdAt, after.id, limit) : firstPage.all(limit);
+      return rows.map(toRecord);
+    },
+    count: (): number => total.get()!.n,
     /** Deletes the user and, through ON DELETE CASCADE, all of their data. */
     deleteById: (id: string): boolean => remove.run(id).changes === 1,
   };

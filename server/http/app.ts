@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/connection.ts';
+import { metrics, observeTrainingJobs } from '../metrics.ts';
+import type { CompletionService } from '../services/completions.ts';
 import type { Services } from '../services/index.ts';
 import { createAuthenticator } from './middleware/auth.ts';
 import { cors } from './middleware/cors.ts';
@@ -22,6 +24,13 @@ import { feedbackRoutes } from './routes/feedback.ts';
 import type { RouteDeps } from './routes/deps.ts';
 import { healthRoutes } from './routes/health.ts';
 import { meRoutes } from './routes/me.ts';
+import { trainingRoutes } from './routes/training.ts';
+import type { PersonalizationService } from '../personalize/jobs.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { exportRoutes } from './routes/export.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { openAiRouter } from './routes/openai.ts';
+import { clientRouter } from './static.ts';
 
 export interface AppDeps {
   config: Config;
@@ -30,6 +39,10 @@ export interface AppDeps {
   logger: Logger;
   /** Whether the engine has loaded its model (readiness); default: always true. */
   isModelReady?: () => boolean;
+  /** The OpenAI-compatible API (/v1); absent: not mounted (no engine). */
+  completions?: CompletionService;
+  /** Retraining, user-model versions and a user's personalization (/api/admin/training, /api/me/personalization). */
+  personalization?: PersonalizationService;
 }
 
 export interface AttuneApp {
@@ -45,10 +58,12 @@ export function createApp(deps: AppDeps): Express {
 }
 
 /** The app and its route table (tests and tools read the table). */
-export function createAttuneApp({ config, db, services, logger, isModelReady = () => true }: AppDeps): AttuneApp {
+export function createAttuneApp({ config, db, services, logger, isModelReady = () => true, completions, personalization }: AppDeps): AttuneApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
+  app.use(recordHttpMetrics);
+  observeTrainingJobs(() => services.admin.trainingJobCounts());
 
   app.use(
     pinoHttp({
@@ -100,6 +115,10 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
     ...meRoutes(routeDeps),
     ...conversationRoutes(routeDeps),
     ...feedbackRoutes(routeDeps),
+    ...exportRoutes(routeDeps),
+    ...adminRoutes(routeDeps),
+    ...(personalization ? trainingRoutes(routeDeps, personalization) : []),
+    ...metricsRoutes(config, routeDeps.authenticator),
   ];
   let document: Record<string, unknown> | null = null;
   routes.push(
@@ -118,10 +137,32 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
     ),
   );
 
+  if (completions) {
+    const v1 = openAiRouter({ config, auth: services.auth, completions });
+    app.use('/v1', v1.router);
+    // OpenAI's error shape for everything under /v1, body-parser's 400/413 included.
+    app.use('/v1', v1.errorHandler);
+  }
   const router = express.Router();
   for (const r of routes) router[r.method](r.path, ...r.handlers);
   app.use(router);
+  // The web client (client/dist) and its single-page fallback, after every server route.
+  app.use(clientRouter());
   app.use(notFoundHandler);
   app.use(errorHandler);
   return { app, routes };
 }
+
+/**
+ * Counts every response by method, route pattern (never the raw URL: ids would make a series per
+ * conversation) and status, with its duration until the last byte (streams included).
+ */
+const recordHttpMetrics: express.RequestHandler = (req, res, next) => {
+  const started = process.hrtime.bigint();
+  res.once('close', () => {
+    const pattern = (req.route as { path?: unknown } | undefined)?.path;
+    const route = typeof pattern === 'string' ? `${req.baseUrl}${pattern}` : 'unmatched';
+    metrics.httpRequest({ method: req.method, route, status: res.statusCode }, Number(process.hrtime.bigint() - started) / 1e9);
+  });
+  next();
+};

@@ -18,7 +18,7 @@ function operationOf(route: Route): ZodOpenApiOperationObject {
   if (route.body || route.params || route.query) responses['400'] = errorResponse('Invalid request (details.issues names each field)');
   if (route.auth !== 'none') {
     responses['401'] = errorResponse('Missing, invalid, expired or revoked credentials');
-    responses['403'] = errorResponse('Account disabled, or the action needs a session rather than an API key');
+    responses['403'] = errorResponse(route.auth === 'admin' ? 'Account disabled, or not an admin' : 'Account disabled, or the action needs a session rather than an API key');
   }
   if (route.params) responses['404'] = errorResponse('Not found (or not yours)');
   if (route.body) responses['413'] = errorResponse('Request body too large');

@@ -15,8 +15,11 @@ declare global {
   }
 }
 
-/** 'user': a session or an API key; 'session': a signed-in session only (account-level actions). */
-export type AuthMode = 'none' | 'user' | 'session';
+/**
+ * 'user': a session or an API key; 'session': a signed-in session only (account-level actions);
+ * 'admin': a session or an API key of a user with the admin role (403 for everyone else).
+ */
+export type AuthMode = 'none' | 'user' | 'session' | 'admin';
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 type Schema = z.ZodType | undefined;
 type Out<S extends Schema> = S extends z.ZodType ? z.output<S> : undefined;
@@ -105,6 +108,7 @@ export function defineRoute<B extends Schema = undefined, P extends Schema = und
     if (spec.auth === 'session' && principal.via !== 'session') {
       throw new Forbidden('this needs a signed-in session: API keys cannot manage keys or the account', 'session_required');
     }
+    if (spec.auth === 'admin' && principal.user.role !== 'admin') throw new Forbidden('this needs the admin role', 'admin_required');
     res.locals.principal = principal;
     next();
   };

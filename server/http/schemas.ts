@@ -92,8 +92,14 @@ export const messageSchema = z
     createdAt: timestamp,
   })
   .meta({ id: 'Message' });
+export const messageFeedbackSchema = z
+  .object({ value: z.enum(FEEDBACK_VALUES), reasons: z.array(z.enum(FEEDBACK_REASONS)), comment: z.string().nullable(), updatedAt: timestamp })
+  .meta({ id: 'MessageFeedback', description: 'Your own vote on this message' });
+export const conversationMessageSchema = messageSchema
+  .extend({ feedback: messageFeedbackSchema.nullable().meta({ description: 'Your vote on this answer; null when none (and on user messages)' }) })
+  .meta({ id: 'ConversationMessage' });
 export const conversationDetailSchema = conversationSchema
-  .extend({ messages: z.array(messageSchema).meta({ description: 'Every message of every branch, oldest first; parentId links the tree' }) })
+  .extend({ messages: z.array(conversationMessageSchema).meta({ description: 'Every message of every branch, oldest first; parentId links the tree' }) })
   .meta({ id: 'ConversationDetail' });
 export const feedbackSchema = z
   .object({
@@ -127,10 +133,17 @@ export const toMessage = (m: MessageRecord): z.input<typeof messageSchema> => {
   const { conversationId: _conversationId, ...view } = messageView(m);
   return view;
 };
-export const toConversationDetail = (d: ConversationWithMessages): z.input<typeof conversationDetailSchema> => ({
-  ...toConversation(d.conversation),
-  messages: d.messages.map(toMessage),
-});
+export const toConversationDetail = (d: ConversationWithMessages): z.input<typeof conversationDetailSchema> => {
+  const votes = new Map(d.feedback.map((f) => [f.messageId, f]));
+  return {
+    ...toConversation(d.conversation),
+    messages: d.messages.map((m) => {
+      const f = votes.get(m.id);
+      const feedback = f ? { value: f.value, reasons: f.reasons as z.input<typeof messageFeedbackSchema>['reasons'], comment: f.comment, updatedAt: iso(f.updatedAt) } : null;
+      return { ...toMessage(m), feedback };
+    }),
+  };
+};
 export const toFeedback = (f: FeedbackResult): z.input<typeof feedbackSchema> => ({
   messageId: f.feedback.messageId,
   value: f.feedback.value,

@@ -16,6 +16,12 @@ export interface GenerateOptions {
   stop?: string[];
   signal?: AbortSignal;
   ignoreEos?: boolean;
+  /**
+   * With `messages`: drop the oldest turns (after any leading system messages; never the last
+   * message) until the prompt leaves room for min(maxNewTokens, a quarter of the context) new tokens.
+   * Without it, a prompt longer than the context is an error.
+   */
+  fitContext?: boolean;
 }
 
 export class Engine {
@@ -38,9 +44,31 @@ export class Engine {
     throw new LmError('bad_argument', 'give a prompt or messages');
   }
 
+  /** The latest turns of `messages` whose prompt fits `budget` tokens (see GenerateOptions.fitContext). */
+  fitMessages(messages: ChatMessage[], budget: number): { messages: ChatMessage[]; ids: number[] } {
+    let kept = messages;
+    let ids = this.encodePrompt({ messages: kept });
+    const system = messages.findIndex((m) => m.role !== 'system');
+    const head = system < 0 ? messages.length : system;
+    // Drop the oldest non-system message, one at a time, until the rest fits (or only the last is left).
+    for (let drop = 1; ids.length > budget && head + drop < messages.length; drop++) {
+      kept = [...messages.slice(0, head), ...messages.slice(head + drop)];
+      ids = this.encodePrompt({ messages: kept });
+    }
+    return { messages: kept, ids };
+  }
+
   generate(opts: GenerateOptions): GenerationStream {
+    let promptIds: number[];
+    if (opts.fitContext && opts.messages) {
+      const prefixRows = opts.prefix ? opts.prefix.length / this.runtime.config.hidden : 0;
+      const max = this.runtime.maxContext;
+      promptIds = this.fitMessages(opts.messages, max - prefixRows - Math.min(opts.maxNewTokens, Math.floor(max / 4))).ids;
+    } else {
+      promptIds = this.encodePrompt(opts);
+    }
     return this.scheduler.submit({
-      promptIds: this.encodePrompt(opts),
+      promptIds,
       prefix: opts.prefix ?? null,
       sampling: opts.sampling,
       maxNewTokens: opts.maxNewTokens,

@@ -16,6 +16,7 @@ import type { Repositories } from '../db/repositories.ts';
 import type { JobStatus, JobTrigger, TrainingJobRecord, UserModelVersionRecord } from '../db/user-models.ts';
 import { Conflict, NotFound } from '../errors.ts';
 import type { ChatMessage } from '../lm/tokenizer.ts';
+import { metrics } from '../metrics.ts';
 import { isHeldout, type PdpoConfig, pdpoConfigSchema, type StepLog } from './pdpo.ts';
 import { runTrainJob, type JobPair, type TrainerEvent, type TrainJobResult, type TrainJobSpec } from './trainer.ts';
 import { UserModel } from './user-model.ts';
@@ -253,7 +254,9 @@ export class PersonalizationService extends EventEmitter {
 
   private emitJob(id: string): void {
     const job = this.deps.repos.userModels.findJob(id);
-    if (job) this.emit('job', job);
+    if (!job) return;
+    metrics.trainingJobs.inc({ status: job.status });
+    this.emit('job', job);
   }
 
   /** The job's training pairs: everyone's (or the scope's), minus pairs from before a user's reset. */

@@ -19,6 +19,9 @@ import { Server, type Socket } from 'socket.io';
 import type { z } from 'zod';
 import type { Config } from '../config.ts';
 import { type AppError, isAppError, Unauthorized, ValidationError } from '../errors.ts';
+import type { TrainingJobRecord } from '../db/user-models.ts';
+import { trainingJobView as toJob } from '../services/views.ts';
+import type { PersonalizationService } from '../personalize/jobs.ts';
 import type { Principal } from '../services/auth.ts';
 import type { ChatService, CompareOutcome, ReplyHooks, ReplyOutcome } from '../services/chat.ts';
 import type { Services } from '../services/index.ts';
@@ -32,7 +35,11 @@ export interface RealtimeDeps {
   services: Services;
   chat: ChatService;
   logger: Logger;
+  /** Retraining progress for admins (training:progress, training:job) and publish notices. */
+  personalization?: PersonalizationService;
 }
+
+const ADMIN_ROOM = 'admins';
 
 interface SocketData {
   principal: Principal;
@@ -92,7 +99,7 @@ function parsePayload<S extends z.ZodType>(schema: S, value: unknown): z.output<
   throw new ValidationError(`invalid payload: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`, { issues });
 }
 
-export function attachRealtime(server: http.Server, { config, services, chat, logger }: RealtimeDeps): Server {
+export function attachRealtime(server: http.Server, { config, services, chat, logger, personalization }: RealtimeDeps): Server {
   const io = new Server(server, {
     serveClient: false,
     maxHttpBufferSize: config.maxBodyBytes,
@@ -113,8 +120,20 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
     }
   });
 
+  // A disabled account's open connections end at once (its streams stop and are kept as partial).
+  services.admin.onUserDisabled((disabledId) => io.in(userRoom(disabledId)).disconnectSockets(true));
+
+  if (personalization) {
+    personalization.on('progress', (p: unknown) => io.to(ADMIN_ROOM).emit('training:progress', p));
+    personalization.on('job', (job: TrainingJobRecord) => io.to(ADMIN_ROOM).emit('training:job', { job: toJob(job) }));
+    // Everyone learns that new soft prompts serve (their next answers carry the new version).
+    personalization.on('published', (v: { id: string; publishedAt: number | null } | null) => io.emit('personalization:published', { versionId: v?.id ?? null, publishedAt: v?.publishedAt ?? null }));
+  }
+
   io.on('connection', (socket: Socket) => {
     const userId = (socket.data as SocketData).principal.user.id;
+    void socket.join(userRoom(userId));
+    if ((socket.data as SocketData).principal.user.role === 'admin') void socket.join(ADMIN_ROOM);
     const log = logger.child({ socketId: socket.id, userId });
     log.debug({ via: (socket.data as SocketData).principal.via }, 'socket connected');
     /** Answers this socket is streaming: aborted when it disconnects. */
@@ -230,5 +249,7 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
   });
   return io;
 }
+
+const userRoom = (userId: string): string => `user:${userId}`;
 
 const KNOWN_EVENTS = new Set(['message:send', 'message:regenerate', 'message:abort', 'compare:choose']);

@@ -17,6 +17,7 @@ import type { GenerateOptions } from '../lm/generate.ts';
 import type { FinishReason, GenerationResult, GenerationStream } from '../lm/scheduler.ts';
 import { SAMPLING_LIMITS, type SamplingParams } from '../lm/sampling.ts';
 import type { ChatMessage } from '../lm/tokenizer.ts';
+import { metrics } from '../metrics.ts';
 import type { ServiceContext } from './context.ts';
 import { pathTo } from './history.ts';
 
@@ -29,8 +30,12 @@ export interface ChatEngine {
 export interface UserPrefix {
   /** [T_u × hidden] row-major, or null: no personalization (the LM alone). */
   prefix: Float32Array | null;
-  /** The user-model version it came from; null when generic and no version is published. */
+  /** The user-model version, when the prefix is the user's own (personalized); null when generic. */
   version: string | null;
+  /** personal (their own e_i), generic (a version's e_0) or none (the LM alone). */
+  source?: 'personal' | 'generic' | 'none';
+  /** The version the prefix came from, personal or generic. */
+  sourceVersion?: string | null;
 }
 
 /** Resolves a user's current soft prompt; read once per generation, so a publish is atomic per reply. */
@@ -213,6 +218,7 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
       topP: params.topP,
       repetitionPenalty: params.repetitionPenalty,
       maxNewTokens,
+      softPrompt: { source: personal.source ?? (personal.prefix ? 'personal' : 'none'), version: personal.sourceVersion ?? personal.version },
     };
     const message: MessageRecord = {
       id: randomUUID(),
@@ -240,7 +246,8 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
     let result: GenerationResult | null = null;
     let error: unknown;
     try {
-      const stream = deps.engine.generate({ messages: p.messages, prefix: p.prefix ?? undefined, sampling: p.params, maxNewTokens: p.maxNewTokens, signal: controller.signal });
+      // A long conversation keeps its latest turns that fit the context (the stored history stays whole).
+      const stream = deps.engine.generate({ messages: p.messages, prefix: p.prefix ?? undefined, sampling: p.params, maxNewTokens: p.maxNewTokens, signal: controller.signal, fitContext: true });
       for await (const delta of stream) {
         text += delta;
         onDelta(delta);
@@ -372,7 +379,11 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
      * Records the user's pick between the candidates of an A/B comparison. 'A' or 'B' stores a
      * preference pair (source 'ab'); the chosen answer (A on a tie or both bad) continues the conversation.
      */
-    choose: (userId: string, input: { comparisonId: string; choice: ComparisonChoice }): ChoiceOutcome => chooseTx(userId, input.comparisonId, input.choice),
+    choose(userId: string, input: { comparisonId: string; choice: ComparisonChoice }): ChoiceOutcome {
+      const outcome = chooseTx(userId, input.comparisonId, input.choice);
+      metrics.feedback('comparison', input.choice);
+      return outcome;
+    },
 
     /** Whether a generation is in flight (tests, shutdown). */
     isGenerating: (messageId: string): boolean => active.has(messageId),

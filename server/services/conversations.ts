@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { ConversationCursor, ConversationRecord, MessageRecord } from '../db/conversations.ts';
+import type { FeedbackRecord } from '../db/feedback.ts';
 
 // What transports need of the records, without reaching into db/.
 export { MESSAGE_ROLES, MESSAGE_STATUSES, type ConversationRecord, type MessageRecord } from '../db/conversations.ts';
@@ -21,6 +22,8 @@ export interface ConversationPage {
 export interface ConversationWithMessages {
   conversation: ConversationRecord;
   messages: MessageRecord[];
+  /** The owner's own votes on these messages. */
+  feedback: FeedbackRecord[];
 }
 
 const cursorSchema = z.tuple([z.number().int().nonnegative(), z.string().min(1)]);
@@ -68,7 +71,7 @@ export function createConversationService(ctx: ServiceContext) {
 
     get(userId: string, id: string): ConversationWithMessages {
       const conversation = owned(userId, id);
-      return { conversation, messages: repos.conversations.listMessages(id) };
+      return { conversation, messages: repos.conversations.listMessages(id), feedback: repos.feedback.listForConversation(userId, id) };
     },
 
     rename(userId: string, id: string, title: string): ConversationRecord {

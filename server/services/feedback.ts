@@ -11,6 +11,7 @@ import type { ConversationRecord, MessageRecord } from '../db/conversations.ts';
 import type { FeedbackRecord } from '../db/feedback.ts';
 import type { JsonObject } from '../db/json.ts';
 import { NotFound, ValidationError } from '../errors.ts';
+import { metrics } from '../metrics.ts';
 import type { ServiceContext } from './context.ts';
 import { pathTo } from './history.ts';
 
@@ -121,7 +122,9 @@ export function createFeedbackService(ctx: ServiceContext) {
   return {
     /** Sets (or replaces) the user's vote on an answer. */
     vote(userId: string, messageId: string, input: FeedbackInput): FeedbackResult {
-      return voteTx(userId, ownedAnswer(userId, messageId).message, input);
+      const result = voteTx(userId, ownedAnswer(userId, messageId).message, input);
+      metrics.feedback('thumbs', input.value);
+      return result;
     },
 
     get(userId: string, messageId: string): FeedbackResult {
@@ -135,6 +138,7 @@ export function createFeedbackService(ctx: ServiceContext) {
     withdraw(userId: string, messageId: string): void {
       const { message } = ownedAnswer(userId, messageId);
       if (!withdrawTx(userId, message)) throw new NotFound('no feedback on this message', 'no_feedback');
+      metrics.feedback('thumbs', 'withdrawn');
     },
   };
 }

@@ -3,10 +3,14 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/connection.ts';
 import { createRepositories, type Repositories } from '../db/repositories.ts';
+import { instrumentEngine } from '../metrics.ts';
+import { createAdminService } from './admin.ts';
 import { createAuthService } from './auth.ts';
 import { type ChatDeps, createChatService } from './chat.ts';
+import { createCompletionService } from './completions.ts';
 import type { ServiceContext } from './context.ts';
 import { createConversationService } from './conversations.ts';
+import { createExportService } from './export.ts';
 import { createFeedbackService } from './feedback.ts';
 
 export type Services = ReturnType<typeof createServices>;
@@ -21,8 +25,11 @@ export interface ServiceDeps {
 
 const contextOf = (deps: ServiceDeps): ServiceContext => ({ db: deps.db, config: deps.config, logger: deps.logger, repos: deps.repos ?? createRepositories(deps.db), now: deps.now ?? Date.now });
 
-/** The chat service needs the loaded engine, so main.ts makes it once the model is up. */
-export const createChat = (deps: ServiceDeps, chat: ChatDeps) => createChatService(contextOf(deps), chat);
+/** The chat service needs the loaded engine, so main.ts makes it once the model is up. Every generation is counted in the metrics. */
+export const createChat = (deps: ServiceDeps, chat: ChatDeps) => createChatService(contextOf(deps), { ...chat, engine: instrumentEngine(chat.engine) });
+
+/** The OpenAI-compatible completions over the same engine and soft prompts as the chat (pass the same ChatDeps). */
+export const createCompletions = (deps: ServiceDeps, chat: ChatDeps) => createCompletionService(contextOf(deps), { ...chat, engine: instrumentEngine(chat.engine) });
 
 export function createServices(deps: ServiceDeps) {
   const ctx = contextOf(deps);
@@ -30,5 +37,7 @@ export function createServices(deps: ServiceDeps) {
     auth: createAuthService(ctx),
     conversations: createConversationService(ctx),
     feedback: createFeedbackService(ctx),
+    admin: createAdminService(ctx),
+    exports: createExportService(ctx),
   };
 }

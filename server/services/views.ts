@@ -1,5 +1,6 @@
 // JSON views of stored records, shared by the HTTP routes and the socket events (times as ISO strings).
 import type { ConversationRecord, MessageRecord } from './conversations.ts';
+import type { TrainingJobRecord } from '../db/user-models.ts';
 
 export const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -40,4 +41,18 @@ export const messageView = (m: MessageRecord): MessageView => ({
   sampling: m.sampling,
   seed: m.seed,
   createdAt: iso(m.createdAt),
+});
+
+/** A retraining job as clients see it (REST and the admin socket events). */
+export const trainingJobView = (j: TrainingJobRecord) => ({
+  id: j.id,
+  status: j.status as 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled',
+  trigger: j.trigger ?? 'admin',
+  scope: j.scope ?? null,
+  createdAt: j.createdAt,
+  startedAt: j.startedAt,
+  finishedAt: j.finishedAt,
+  error: j.error,
+  progress: j.progress,
+  versionId: j.versionId ?? null,
 });

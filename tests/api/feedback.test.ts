@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import type { MessageRecord } from '../../server/db/conversations.ts';
-import { feedbackSchema } from '../../server/http/schemas.ts';
+import { conversationDetailSchema, feedbackSchema } from '../../server/http/schemas.ts';
 import { assertError, createTestServer, registerUser, tableCounts, type TestServer, type TestUser } from '../helpers/api-server.ts';
 
 describe('feedback', () => {
@@ -72,6 +72,29 @@ describe('feedback', () => {
     assert.equal((await request(t.app).delete(`/api/messages/${id}/feedback`).set(alice.auth)).status, 204);
     assertError(await request(t.app).get(`/api/messages/${id}/feedback`).set(alice.auth), 404, 'no_feedback');
     assertError(await request(t.app).delete(`/api/messages/${id}/feedback`).set(alice.auth), 404, 'no_feedback');
+  });
+
+  test("GET /api/conversations/:id carries the caller's own vote on each message, and follows changes", async () => {
+    const { conversationId, q1, answers } = await conversationWithSiblings(alice, ['first', 'second', 'third']);
+    assert.equal((await put(alice, answers[0]!.id, { value: 'up', reasons: ['helpful'], comment: 'good' })).status, 200);
+    assert.equal((await put(alice, answers[1]!.id, { value: 'down' })).status, 200);
+    const votesOf = async () => {
+      const res = await request(t.app).get(`/api/conversations/${conversationId}`).set(alice.auth);
+      assert.equal(res.status, 200);
+      const detail = conversationDetailSchema.parse(res.body);
+      return new Map(detail.messages.map((m) => [m.id, m.feedback]));
+    };
+    let votes = await votesOf();
+    assert.equal(votes.size, 6);
+    assert.deepEqual({ ...votes.get(answers[0]!.id), updatedAt: undefined }, { value: 'up', reasons: ['helpful'], comment: 'good', updatedAt: undefined });
+    assert.equal(votes.get(answers[1]!.id)?.value, 'down');
+    assert.equal(votes.get(answers[2]!.id), null);
+    assert.equal(votes.get(q1.id), null);
+
+    assert.equal((await request(t.app).delete(`/api/messages/${answers[0]!.id}/feedback`).set(alice.auth)).status, 204);
+    votes = await votesOf();
+    assert.equal(votes.get(answers[0]!.id), null);
+    assert.equal(votes.get(answers[1]!.id)?.value, 'down');
   });
 
   test('up and down on sibling answers make preference pairs that follow the votes', async () => {

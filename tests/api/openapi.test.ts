@@ -65,6 +65,13 @@ const EXPECTED = [
   'GET /healthz',
   'GET /readyz',
   'GET /api/openapi.json',
+  'GET /api/me/export',
+  'GET /api/admin/users',
+  'GET /api/admin/users/{id}',
+  'PATCH /api/admin/users/{id}',
+  'GET /api/admin/stats/feedback',
+  'GET /api/admin/export/preferences',
+  'GET /metrics',
 ];
 
 test('an OpenAPI 3.1 document with exactly the mounted routes, each with a unique operationId', () => {

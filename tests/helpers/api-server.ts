@@ -12,8 +12,10 @@ import { type Db, openDatabase } from '../../server/db/connection.ts';
 import { runMigrations } from '../../server/db/migrate.ts';
 import { createRepositories, type Repositories } from '../../server/db/repositories.ts';
 import { createAttuneApp } from '../../server/http/app.ts';
+import type { PersonalizationService } from '../../server/personalize/jobs.ts';
 import type { Route } from '../../server/http/route.ts';
-import { createServices, type Services } from '../../server/services/index.ts';
+import type { ChatDeps } from '../../server/services/chat.ts';
+import { createCompletions, createServices, type Services } from '../../server/services/index.ts';
 
 export interface TestServer {
   dir: string;
@@ -33,6 +35,10 @@ export interface TestServerOptions {
   /** Replace services (e.g. to make one throw). */
   wrapServices?: (s: Services) => Services;
   isModelReady?: () => boolean;
+  /** Mounts the OpenAI-compatible API (/v1) over this engine and soft-prompt source. */
+  chatDeps?: ChatDeps;
+  /** Mounts the personalization routes over the service this builds on the test database. */
+  personalization?: (ctx: { db: Db; repos: Repositories; config: Config }) => PersonalizationService;
 }
 
 export function createTestServer(opts: TestServerOptions = {}): TestServer {
@@ -43,7 +49,9 @@ export function createTestServer(opts: TestServerOptions = {}): TestServer {
   const logger = pino({ level: 'silent' });
   const base = createServices({ db, config, logger, now: opts.now });
   const services = opts.wrapServices ? opts.wrapServices(base) : base;
-  const { app, routes } = createAttuneApp({ config, db, services, logger, isModelReady: opts.isModelReady });
+  const completions = opts.chatDeps && createCompletions({ db, config, logger, now: opts.now }, opts.chatDeps);
+  const personalization = opts.personalization?.({ db, repos: createRepositories(db), config });
+  const { app, routes } = createAttuneApp({ config, db, services, logger, isModelReady: opts.isModelReady, completions, personalization });
   return {
     dir,
     config,

@@ -10,7 +10,7 @@ import { io as connect, type Socket } from 'socket.io-client';
 import { Engine } from '../../server/lm/generate.ts';
 import { writeRandomModel } from '../../server/lm/random-model.ts';
 import { attachRealtime } from '../../server/realtime/index.ts';
-import type { ChatEngine, ChatService } from '../../server/services/chat.ts';
+import type { ChatEngine, ChatService, UserPrefixSource } from '../../server/services/chat.ts';
 import { createChat } from '../../server/services/index.ts';
 import { createTestServer, type TestServer, type TestServerOptions } from './api-server.ts';
 
@@ -28,10 +28,14 @@ export async function loadTestEngine(): Promise<{ engine: Engine; dir: string }>
   return { engine: await Engine.load(dir, { maxBatch: 8 }), dir };
 }
 
-export async function startRealtimeServer(engine: Engine, opts: TestServerOptions & { chatEngine?: ChatEngine } = {}): Promise<RealtimeTestServer> {
-  const t = createTestServer({ ...opts, env: { ATTUNE_MAX_NEW_TOKENS: '1000', ...opts.env } });
+export const TEST_MODEL_ID = 'random-test-model';
+
+/** Socket chat and the OpenAI-compatible API (/v1) over the same engine and soft prompts, as in main.ts. */
+export async function startRealtimeServer(engine: Engine, opts: TestServerOptions & { chatEngine?: ChatEngine; userModels?: UserPrefixSource } = {}): Promise<RealtimeTestServer> {
+  const chatDeps = { engine: opts.chatEngine ?? engine, modelId: TEST_MODEL_ID, ...(opts.userModels ? { userModels: opts.userModels } : {}) };
+  const t = createTestServer({ ...opts, chatDeps, env: { ATTUNE_MAX_NEW_TOKENS: '1000', ...opts.env } });
   const logger = pino({ level: 'silent' });
-  const chat = createChat({ db: t.db, config: t.config, logger, now: opts.now }, { engine: opts.chatEngine ?? engine, modelId: 'random-test-model' });
+  const chat = createChat({ db: t.db, config: t.config, logger, now: opts.now }, chatDeps);
   const server = http.createServer(t.app);
   const io = attachRealtime(server, { config: t.config, services: t.services, chat, logger });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -153,7 +153,8 @@ describe('realtime chat', () => {
     assert.equal(m.modelId, 'random-test-model');
     assert.equal(m.userModelVersion, null);
     assert.equal(m.seed, 42);
-    assert.deepEqual(m.sampling, { temperature: 1, topK: 40, topP: 0.95, repetitionPenalty: 1, maxNewTokens: 6 });
+    // No user-model source on this server: no soft prompt.
+    assert.deepEqual(m.sampling, { temperature: 1, topK: 40, topP: 0.95, repetitionPenalty: 1, maxNewTokens: 6, softPrompt: { source: 'none', version: null } });
 
     const got = await request(t.app).get(`/api/conversations/${done.conversationId}`).set(alice.auth);
     assert.equal(got.status, 200);
@@ -267,6 +268,48 @@ describe('realtime chat', () => {
     assert.equal(e.details.limitChars, t.config.maxMessageChars);
     assert.equal(t.repos.conversations.listForUser(bob.id, 10).length, 0);
     assert.ok(b.connected);
+  });
+
+  test('a conversation longer than the context: the answer sees the latest turns that fit, and completes', async () => {
+    const { done: first } = await exchange(a, 'message:send', { content: 'start of a long chat', sampling: QUICK });
+    const conversationId = first.conversationId;
+    let parentId = first.message.id;
+    const filler = (i: number) => `turn ${i}: ${'many words of earlier talk '.repeat(40)}`;
+    for (let i = 0; i < 12; i++) {
+      for (const role of ['user', 'assistant'] as const) {
+        const id = crypto.randomUUID();
+        t.repos.conversations.insertMessage({
+          id, conversationId, parentId, role, content: filler(i), status: 'complete', finishReason: null, modelId: null,
+          userModelVersion: null, sampling: null, seed: null, createdAt: Date.now(),
+        });
+        parentId = id;
+      }
+    }
+    const history = t.chat.promptFor(conversationId, parentId);
+    assert.ok(engine.encodePrompt({ messages: history }).length > engine.runtime.maxContext, 'precondition: the history exceeds the context');
+    const { done } = await exchange(a, 'message:send', { conversationId, content: 'and now?', sampling: QUICK });
+    assert.equal(done.message.status, 'complete', JSON.stringify(done.message));
+    assert.equal(done.message.parentId !== null, true);
+    assert.equal(t.repos.conversations.listMessages(conversationId).length, 2 + 24 + 2, 'the stored history stays whole');
+  });
+
+  test('a socket frame over ATTUNE_MAX_BODY_BYTES closes that connection only; nothing is stored', async () => {
+    const small = await startRealtimeServer(engine, { env: { ATTUNE_MAX_BODY_BYTES: '4096', ATTUNE_MAX_MESSAGE_CHARS: '100000' } });
+    try {
+      const u = await registerUser(small.app, 'zed');
+      const big = connectClient(small.url, u.token);
+      const fine = connectClient(small.url, u.token);
+      sockets.push(big, fine);
+      await Promise.all([connected(big), connected(fine)]);
+      const gone = new Promise<string>((resolve) => big.once('disconnect', resolve));
+      big.emit('message:send', { content: 'x'.repeat(5000) });
+      assert.equal(await gone, 'transport close');
+      assert.equal(small.repos.conversations.listForUser(u.id, 10).length, 0);
+      const { done } = await exchange(fine, 'message:send', { content: 'x'.repeat(3000), sampling: QUICK });
+      assert.equal(done.message.status, 'complete', 'a frame under the limit still works');
+    } finally {
+      await small.stop();
+    }
   });
 
   test('a client that disconnects mid-stream: the generation stops and the answer is stored as partial', async () => {
