@@ -352,11 +352,13 @@ export class PersonalizationService extends EventEmitter {
         entry.controller.signal,
       );
       repos.userModels.setJobHistory(job.id, entry.history as unknown as JsonValue[]);
+      progress = { ...progress, phase: 'done', done: 1, total: 1, etaSeconds: 0 };
       this.finishWithCandidate(job, versionId, result, base, dataThrough);
     } catch (err) {
       const cancelled = err instanceof JobCancelled || entry.controller.signal.aborted;
       const message = cancelled ? (this.closed ? 'cancelled: the server shut down' : 'cancelled by an admin') : err instanceof Error ? err.message : String(err);
       repos.userModels.setJobHistory(job.id, entry.history as unknown as JsonValue[]);
+      progress = { ...progress, phase: cancelled ? 'cancelled' : 'failed', etaSeconds: null };
       repos.userModels.completeVersion(versionId, { status: 'failed', metrics: {}, blob: null, reason: message, dataThrough: null });
       repos.userModels.finishJob(job.id, cancelled ? 'cancelled' : 'failed', this.now(), message);
       if (!cancelled) logger.error({ err, jobId: job.id }, 'retraining job failed');
