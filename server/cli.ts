@@ -8,14 +8,16 @@ import { LmError } from './lm/errors.ts';
 import { Engine } from './lm/generate.ts';
 import { ModelRuntime } from './lm/runtime.ts';
 import { samplingParamsSchema } from './lm/sampling.ts';
+import { retrain } from './retrain-cli.ts';
+import { sim } from './sandbox/sim-cli.ts';
 
 ort.env.logLevel = 'error';
 
 export class CliError extends Error {}
 
-type Flags = Record<string, string | boolean | undefined>;
+export type Flags = Record<string, string | boolean | undefined>;
 
-function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): Flags {
+export function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): Flags {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Flags;
   } catch (e) {
@@ -23,7 +25,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
   }
 }
 
-function required(flags: Flags, name: string): string {
+export function required(flags: Flags, name: string): string {
   const v = flags[name];
   if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required`);
   return v;
@@ -39,7 +41,7 @@ function parseIds(text: string, flag: string): number[] {
   return ids;
 }
 
-function numberFlag(flags: Flags, name: string, schema: z.ZodNumber): number | undefined {
+export function numberFlag(flags: Flags, name: string, schema: z.ZodNumber): number | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;
   const r = schema.safeParse(Number(v));
@@ -140,19 +142,27 @@ async function lm(cmd: string | undefined, argv: string[]): Promise<unknown> {
   }
 }
 
-export async function runCli(args: string[]): Promise<unknown> {
+/** The environment the CLI reads (admin credentials for --server and retrain); main() passes the process's. */
+export type CliEnv = Readonly<Record<string, string | undefined>>;
+
+export async function runCli(args: string[], env: CliEnv = {}): Promise<unknown> {
   const [group, cmd, ...rest] = args;
   switch (group) {
     case 'lm':
       return lm(cmd, rest);
+    case 'sim':
+      return sim(cmd, rest, env);
+    case 'retrain':
+      // `retrain` has no sub-command: everything after it is flags.
+      return retrain(cmd === undefined ? [] : [cmd, ...rest], env);
     default:
-      throw new CliError(`unknown command group "${group ?? ''}": available: lm`);
+      throw new CliError(`unknown command group "${group ?? ''}": available: lm, sim, retrain`);
   }
 }
 
 async function main(): Promise<void> {
   try {
-    const out = await runCli(process.argv.slice(2));
+    const out = await runCli(process.argv.slice(2), process.env);
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } catch (e) {
     if (e instanceof CliError || e instanceof LmError) {

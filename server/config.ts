@@ -134,6 +134,10 @@ export const configSchema = z.object({
     env: 'ATTUNE_TRAINER_THREADS', flag: 'trainer-threads',
     doc: 'onnxruntime threads of the retraining worker; chat shares the cores with it (on the default model its p95 time to first token stays well under 2× idle). Default 2.',
   }),
+  trainerNice: setting(int(0, 19).default(10), {
+    env: 'ATTUNE_TRAINER_NICE', flag: 'trainer-nice',
+    doc: "Linux nice value of the retraining worker's threads, so chat is served first and training takes the idle CPU. Default 10; 0 = same priority.",
+  }),
   trainBaseline: setting(bool().default(false), {
     env: 'ATTUNE_TRAIN_BASELINE', flag: 'train-baseline', doc: "Also train the vanilla-DPO baseline in every retraining job and record its held-out accuracy (≈ +50% time). Default false; `sim run` always does.",
   }),

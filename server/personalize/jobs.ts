@@ -27,6 +27,8 @@ export interface PersonalizationSettings {
   schedule: ScheduleSettings;
   retrainCheckSeconds: number;
   trainerThreads: number;
+  /** Nice value of the training worker's threads (0: same priority as chat). */
+  trainerNice?: number;
   trainBaseline: boolean;
 }
 
@@ -331,6 +333,7 @@ export class PersonalizationService extends EventEmitter {
         dropUsers: [...this.resets].filter(([, at]) => !base.version || at >= base.version.createdAt).map(([u]) => u),
         onlyUsers: job.scope ?? null,
         baseline: settings.trainBaseline,
+        nice: settings.trainerNice ?? 0,
       };
       const result = await this.runner(
         spec,
@@ -527,7 +530,7 @@ export class PersonalizationService extends EventEmitter {
   static settingsFromConfig(c: {
     pdpoAlpha: number; pdpoBeta: number; pdpoLr: number; pdpoEpochs: number; pdpoBatchPairs: number; userModelTokens: number;
     userModelKind: 'individual' | 'cluster'; userModelClusters: number; heldoutFraction: number; gateTolerance: number; retrainCron: string;
-    retrainMinNewPairs: number; retrainUserMinPairs: number; retrainCheckSeconds: number; trainerThreads: number; trainBaseline: boolean;
+    retrainMinNewPairs: number; retrainUserMinPairs: number; retrainCheckSeconds: number; trainerThreads: number; trainerNice: number; trainBaseline: boolean;
   }): PersonalizationSettings {
     return {
       pdpo: pdpoConfigSchema.parse({
@@ -538,6 +541,7 @@ export class PersonalizationService extends EventEmitter {
       schedule: { cron: c.retrainCron, minNewPairs: c.retrainMinNewPairs, perUserMinPairs: c.retrainUserMinPairs, enabled: c.retrainCron !== 'off' },
       retrainCheckSeconds: c.retrainCheckSeconds,
       trainerThreads: c.trainerThreads,
+      trainerNice: c.trainerNice,
       trainBaseline: c.trainBaseline,
     };
   }

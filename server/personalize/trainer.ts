@@ -32,6 +32,8 @@ export interface TrainJobSpec {
   onlyUsers: string[] | null;
   /** Also train the vanilla-DPO baseline (α = 0, one shared prompt) and report its held-out accuracy. */
   baseline: boolean;
+  /** In a worker: the nice value its threads run at (chat first). */
+  nice?: number;
 }
 
 export interface HeldoutReport {
