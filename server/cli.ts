@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
+import { processEnvironment } from './config.ts';
 import { LmError } from './lm/errors.ts';
 import { Engine } from './lm/generate.ts';
 import { ModelRuntime } from './lm/runtime.ts';
@@ -162,7 +163,7 @@ export async function runCli(args: string[], env: CliEnv = {}): Promise<unknown>
 
 async function main(): Promise<void> {
   try {
-    const out = await runCli(process.argv.slice(2), process.env);
+    const out = await runCli(process.argv.slice(2), processEnvironment());
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } catch (e) {
     if (e instanceof CliError || e instanceof LmError) {

@@ -241,6 +241,14 @@ export function loadConfigFromProcess(): Config {
   return loadConfig(process.env, process.argv.slice(2));
 }
 
+/**
+ * The environment for the CLI, which reads a few variables of its own (admin credentials for
+ * `--server` and `retrain`); like everything else it gets them from here, not from process.env.
+ */
+export function processEnvironment(): Readonly<Record<string, string | undefined>> {
+  return process.env;
+}
+
 export const wantsHelp = (argv: readonly string[] = process.argv.slice(2)): boolean => argv.includes('--help') || argv.includes('-h');
 
 /** One line per setting: variable, flag and documentation with the default. */

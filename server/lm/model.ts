@@ -58,8 +58,11 @@ export function initializerParams(g: Graph, dtype: DType, shapes: Map<string, nu
       if (hit) return hit;
       const shape = shapes.get(name);
       if (!shape) throw new Error(`the architecture asked for an unknown weight ${name}`);
-      const f32 = data(name);
-      const t = g.initializer(name, dtype, shape, dtype === 'float64' ? Float64Array.from(f32) : f32);
+      // Read when the graph is emitted, not now (see Initializer.data).
+      const t = g.initializer(name, dtype, shape, () => {
+        const f32 = data(name);
+        return dtype === 'float64' ? Float64Array.from(f32) : f32;
+      });
       cache.set(name, t);
       return t;
     },
@@ -70,10 +73,12 @@ export function initializerParams(g: Graph, dtype: DType, shapes: Map<string, nu
       const shape = shapes.get(name);
       if (!shape || shape.length !== 2) throw new Error(`cannot transpose weight ${name}`);
       const [r, c] = shape as [number, number];
-      const src = data(name);
-      const out = dtype === 'float64' ? new Float64Array(r * c) : new Float32Array(r * c);
-      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = src[i * c + j]!;
-      const t = g.initializer(`${name}.T`, dtype, [c, r], out);
+      const t = g.initializer(`${name}.T`, dtype, [c, r], () => {
+        const src = data(name);
+        const out = dtype === 'float64' ? new Float64Array(r * c) : new Float32Array(r * c);
+        for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = src[i * c + j]!;
+        return out;
+      });
       cache.set(key, t);
       return t;
     },

@@ -7,6 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { type RandomModelSpec, writeRandomModel } from '../../server/lm/random-model.ts';
 import { ModelRuntime } from '../../server/lm/runtime.ts';
+import { buildServeGraph, initializerParams } from '../../server/lm/model.ts';
+import { writeModelWithExternalData } from '../../server/lm/onnx/emit.ts';
+import { openModelDir } from '../../server/lm/weights.ts';
 import * as refGpt2 from '../reference/gpt2.ts';
 import * as refLlama from '../reference/llama.ts';
 import { randn, seededRandom } from '../helpers/fd.ts';
@@ -77,7 +80,7 @@ for (const { name, spec } of variants) {
   });
 }
 
-test('weights loaded through an ONNX external-data file (the >2 GB path) give the same logits', async () => {
+test('weights loaded through an ONNX external-data file (the path of models over 64 MB) give the same logits', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-ext-'));
   writeRandomModel(dir, { ...base, modelType: 'qwen2', kvHeads: 2, tie: true });
   const inline = await ModelRuntime.load(dir);
@@ -90,6 +93,28 @@ test('weights loaded through an ONNX external-data file (the >2 GB path) give th
   } finally {
     await inline.release();
     await external.release();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('weights are read when the graph is emitted, not while it is built', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-lazy-'));
+  writeRandomModel(dir, { ...base, modelType: 'llama', kvHeads: 2, tie: false });
+  const m = openModelDir(dir);
+  try {
+    let reads = 0;
+    const g = buildServeGraph(m.config, (gr) => initializerParams(gr, 'float32', m.weights.shapes, (n) => {
+      reads++;
+      return m.weights.get(n);
+    }));
+    assert.equal(reads, 0, 'building the graph reads no weight');
+    const out = path.join(dir, 'onnx');
+    fs.mkdirSync(out);
+    writeModelWithExternalData(g, path.join(out, 'serve.onnx'));
+    assert.equal(reads, m.weights.shapes.size, 'every weight is read exactly once');
+    assert.ok(fs.statSync(path.join(out, 'serve.onnx.data')).size > 0);
+  } finally {
+    m.weights.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { onnx as OnnxNs } from 'onnx-proto';
-import { type Graph, type Shape, ONNX_DTYPE, onnx, tensorProto } from './graph.ts';
+import { type Graph, type Shape, ONNX_DTYPE, initializerByteLength, initializerData, onnx, tensorProto } from './graph.ts';
 
 export const OPSET = 23;
 const IR_VERSION = 10;
@@ -37,7 +37,7 @@ function buildModel(g: Graph, initializer: OnnxNs.ITensorProto[]): OnnxNs.ModelP
 
 /** The whole model in one buffer (weights inline): fine below protobuf's 2 GB limit. */
 export function toModelBytes(g: Graph): Uint8Array {
-  const inits = g.initializers.map((i) => tensorProto(i.name, i.dtype, i.dims, i.data));
+  const inits = g.initializers.map((i) => tensorProto(i.name, i.dtype, i.dims, initializerData(i)));
   return onnx.ModelProto.encode(buildModel(g, inits)).finish();
 }
 
@@ -51,12 +51,14 @@ export function writeModelWithExternalData(g: Graph, file: string, minExternalBy
   let offset = 0;
   const inits: OnnxNs.ITensorProto[] = [];
   try {
+    // One tensor at a time: lazy weights are read, written and dropped before the next.
     for (const i of g.initializers) {
-      const bytes = new Uint8Array(i.data.buffer, i.data.byteOffset, i.data.byteLength);
-      if (bytes.byteLength < minExternalBytes) {
-        inits.push(tensorProto(i.name, i.dtype, i.dims, i.data));
+      if (initializerByteLength(i) < minExternalBytes) {
+        inits.push(tensorProto(i.name, i.dtype, i.dims, initializerData(i)));
         continue;
       }
+      const data = initializerData(i);
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       const pad = (64 - (offset % 64)) % 64;
       if (pad) fs.writeSync(fd, new Uint8Array(pad));
       offset += pad;

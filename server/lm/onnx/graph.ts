@@ -55,7 +55,24 @@ interface Initializer {
   name: string;
   dtype: DType;
   dims: number[];
-  data: TypedData;
+  /**
+   * The values, or a function that reads them when the graph is emitted. Lazy weights let the
+   * emitter stream a model to an external-data file one tensor at a time, instead of holding every
+   * weight in memory at once next to onnxruntime's own copy.
+   */
+  data: TypedData | (() => TypedData);
+}
+
+const BYTES_PER: Record<DType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1 };
+
+/** The initializer's values (reading them now if they are lazy). */
+export function initializerData(i: Initializer): TypedData {
+  return typeof i.data === 'function' ? i.data() : i.data;
+}
+
+/** Size in bytes, from dtype and dims, without reading lazy values. */
+export function initializerByteLength(i: Initializer): number {
+  return i.dims.reduce((a, d) => a * d, 1) * BYTES_PER[i.dtype];
 }
 
 export class Graph {
@@ -116,7 +133,7 @@ export class Graph {
     ];
   }
 
-  initializer(name: string, dtype: DType, dims: number[], data: TypedData): Tensor {
+  initializer(name: string, dtype: DType, dims: number[], data: TypedData | (() => TypedData)): Tensor {
     const t = this.makeTensor(dtype, dims, name);
     this.initializers.push({ name: t.name, dtype, dims, data });
     return t;
