@@ -88,6 +88,15 @@ export function createConversationRepository(db: Db) {
      WHERE user_id = @user_id AND (updated_at < @updated_at OR (updated_at = @updated_at AND id < @id))
      ORDER BY updated_at DESC, id DESC LIMIT @limit`,
   );
+  // Search: the title or any message contains the text. LIKE's wildcards in the text are escaped.
+  const search = db.prepare<{ user_id: string; pattern: string; updated_at: number | null; id: string; limit: number }, ConversationRow>(
+    `SELECT c.* FROM conversations c
+     WHERE c.user_id = @user_id
+       AND (c.title LIKE @pattern ESCAPE '\\'
+            OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.content LIKE @pattern ESCAPE '\\'))
+       AND (@updated_at IS NULL OR c.updated_at < @updated_at OR (c.updated_at = @updated_at AND c.id < @id))
+     ORDER BY c.updated_at DESC, c.id DESC LIMIT @limit`,
+  );
   const allForUser = db.prepare<[string], ConversationRow>('SELECT * FROM conversations WHERE user_id = ? ORDER BY created_at, id');
   const rename = db.prepare<[string, number, string, string]>('UPDATE conversations SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?');
   const touch = db.prepare<[number, string]>('UPDATE conversations SET updated_at = max(updated_at, ?) WHERE id = ?');
@@ -111,8 +120,12 @@ export function createConversationRepository(db: Db) {
       const r = byIdForUser.get(id, userId);
       return r && toConversation(r);
     },
-    /** Newest first (by last activity), `limit` items after `after`. */
-    listForUser(userId: string, limit: number, after?: ConversationCursor): ConversationRecord[] {
+    /** Newest first (by last activity), `limit` items after `after`; with `text`, only those whose title or messages contain it. */
+    listForUser(userId: string, limit: number, after?: ConversationCursor, text?: string): ConversationRecord[] {
+      if (text !== undefined) {
+        const pattern = `%${text.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+        return search.all({ user_id: userId, pattern, updated_at: after?.updatedAt ?? null, id: after?.id ?? '', limit }).map(toConversation);
+      }
       const rows = after ? nextPage.all({ user_id: userId, updated_at: after.updatedAt, id: after.id, limit }) : firstPage.all(userId, limit);
       return rows.map(toConversation);
     },

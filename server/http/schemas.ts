@@ -44,6 +44,8 @@ export const renameConversationBodySchema = z.strictObject({ title: titleSchema 
 export const listConversationsQuerySchema = z.strictObject({
   limit: z.coerce.number({ error: 'limit must be a number' }).int('limit must be an integer').min(1, 'limit must be 1 to 100').max(100, 'limit must be 1 to 100').default(20),
   cursor: z.string().min(1).max(500).optional().meta({ description: 'nextCursor of the previous page' }),
+  q: z.string().trim().min(1, 'q must not be blank').max(200, 'q is at most 200 characters').optional()
+    .meta({ description: 'Only conversations whose title or any message contains this text (case-insensitive for ASCII)' }),
 });
 
 export const feedbackBodySchema = feedbackInputSchema.meta({ id: 'FeedbackInput' });

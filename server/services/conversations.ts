@@ -61,9 +61,9 @@ export function createConversationService(ctx: ServiceContext) {
     },
 
     /** Most recently active first. */
-    list(userId: string, input: { limit: number; cursor?: string }): ConversationPage {
+    list(userId: string, input: { limit: number; cursor?: string; q?: string }): ConversationPage {
       const after = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
-      const rows = repos.conversations.listForUser(userId, input.limit + 1, after);
+      const rows = repos.conversations.listForUser(userId, input.limit + 1, after, input.q);
       const items = rows.slice(0, input.limit);
       const last = items.at(-1);
       return { items, nextCursor: rows.length > input.limit && last ? encodeCursor(last) : null };

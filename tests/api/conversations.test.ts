@@ -119,6 +119,49 @@ describe('conversations', () => {
     }
   });
 
+  test('search (q) matches titles and message text, case-insensitively, pages with a cursor, escapes wildcards and never crosses users', async () => {
+    const dave = await registerUser(t.app, 'dave');
+    const mk = async (title: string, texts: string[]) => {
+      const c = await request(t.app).post('/api/conversations').set(dave.auth).send({ title });
+      let parentId: string | null = null;
+      for (const [i, content] of texts.entries()) {
+        const id = randomUUID();
+        t.repos.conversations.insertMessage({
+          id, conversationId: c.body.id, parentId, role: i % 2 ? 'assistant' : 'user', content, status: 'complete',
+          finishReason: null, modelId: null, userModelVersion: null, sampling: null, seed: null, createdAt: i + 1,
+        });
+        parentId = id;
+      }
+      return c.body.id as string;
+    };
+    const garden = await mk('Garden', ['How deep should I plant TOMATO seeds?', 'About 6 mm deep.']);
+    const tomatoTitle = await mk('tomato soup', ['Any recipe?']);
+    const percent = await mk('Rates', ['Is 100% a lot?']);
+    await mk('Other', ['Nothing to see here']);
+    // Bob's conversation mentions tomatoes too, and must never show up for Dave.
+    const bobs = await request(t.app).post('/api/conversations').set(bob.auth).send({ title: 'tomato plans' });
+    const ids = async (query: Record<string, string | number>) => {
+      const res = await request(t.app).get('/api/conversations').query(query).set(dave.auth);
+      assert.equal(res.status, 200);
+      return conversationPageSchema.parse(res.body);
+    };
+    assert.deepEqual((await ids({ q: 'tomato' })).items.map((c) => c.id), [tomatoTitle, garden]);
+    assert.deepEqual((await ids({ q: '  6 MM  ' })).items.map((c) => c.id), [garden]);
+    assert.deepEqual((await ids({ q: '%' })).items.map((c) => c.id), [percent], '% is a literal, not a wildcard');
+    assert.deepEqual((await ids({ q: '_' })).items.map((c) => c.id), []);
+    assert.deepEqual((await ids({ q: 'zucchini' })).items, []);
+    const first = await ids({ q: 'tomato', limit: 1 });
+    assert.deepEqual(first.items.map((c) => c.id), [tomatoTitle]);
+    assert.ok(first.nextCursor);
+    const second = await ids({ q: 'tomato', limit: 1, cursor: first.nextCursor! });
+    assert.deepEqual(second.items.map((c) => c.id), [garden]);
+    assert.equal(second.nextCursor, null);
+    assert.ok(!(await ids({ q: 'plans' })).items.some((c) => c.id === bobs.body.id));
+    for (const q of [{ q: '' }, { q: '   ' }, { q: 'x'.repeat(201) }]) {
+      assertError(await request(t.app).get('/api/conversations').query(q).set(dave.auth), 400, 'validation_failed');
+    }
+  });
+
   test('bad bodies and ids → 400, and nothing is written', async () => {
     const c = await request(t.app).post('/api/conversations').set(alice.auth).send({ title: 'keep' });
     const before = tableCounts(t.db);

@@ -211,6 +211,9 @@ test('conversations: search, rename and delete from the list', async () => {
   const field = page.getByLabel(/^New title for/);
   await field.fill('Renamed chat');
   await field.press('Enter');
+  // The server searches message text too: the old words now match only the messages.
+  await page.getByLabel('Search conversations').fill('deserts at night');
+  await page.locator('.conv-list li a', { hasText: 'Renamed chat' }).waitFor();
   await page.getByLabel('Search conversations').fill('renamed');
   await page.locator('.conv-list li a', { hasText: 'Renamed chat' }).waitFor();
   await screenshot(page, '11a-conversation-renamed');

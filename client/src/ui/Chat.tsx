@@ -63,6 +63,7 @@ export function Chat({ socket, conversationId, connected }: { socket: Socket; co
   const [conversations, setConversations] = useState<Conversation[]>([]);
   const [nextCursor, setNextCursor] = useState<string | null>(null);
   const [search, setSearch] = useState('');
+  const [searchHits, setSearchHits] = useState<{ q: string; items: Conversation[] } | null>(null);
   const [loading, setLoading] = useState(false);
   const [sidebarOpen, setSidebarOpen] = useState(false);
   /** Conversations this tab's sends created: their thread is already on screen when the route follows. */
@@ -122,6 +123,25 @@ export function Chat({ socket, conversationId, connected }: { socket: Socket; co
     },
     [notify],
   );
+
+  // Server-side search over titles and message text, 250 ms after the last keystroke.
+  useEffect(() => {
+    const q = search.trim();
+    if (!q) {
+      setSearchHits(null);
+      return;
+    }
+    let stale = false;
+    const timer = setTimeout(() => {
+      api<{ items: Conversation[]; nextCursor: string | null }>('GET', `/api/conversations?limit=50&q=${encodeURIComponent(q)}`)
+        .then((page) => !stale && setSearchHits({ q, items: page.items }))
+        .catch((e: unknown) => !stale && notify(errorText(e)));
+    }, 250);
+    return () => {
+      stale = true;
+      clearTimeout(timer);
+    };
+  }, [search, notify]);
 
   useEffect(() => {
     void loadConversations();
@@ -285,6 +305,7 @@ export function Chat({ socket, conversationId, connected }: { socket: Socket; co
     try {
       const updated = await api<Conversation>('PATCH', `/api/conversations/${c.id}`, { title: title.trim() });
       setConversations((cur) => cur.map((x) => (x.id === c.id ? updated : x)));
+      setSearchHits((h) => h && { ...h, items: h.items.map((x) => (x.id === c.id ? updated : x)) });
     } catch (e) {
       notify(errorText(e));
     }
@@ -294,6 +315,7 @@ export function Chat({ socket, conversationId, connected }: { socket: Socket; co
     try {
       await api('DELETE', `/api/conversations/${c.id}`);
       setConversations((cur) => cur.filter((x) => x.id !== c.id));
+      setSearchHits((h) => h && { ...h, items: h.items.filter((x) => x.id !== c.id) });
       if (thread.conversationId === c.id) location.hash = '#/';
       notify('Conversation deleted.', 'info');
     } catch (e) {
@@ -301,7 +323,11 @@ export function Chat({ socket, conversationId, connected }: { socket: Socket; co
     }
   };
 
-  const shown = conversations.filter((c) => c.title.toLowerCase().includes(search.trim().toLowerCase()));
+  // Titles of loaded conversations filter at once; the server's answer (titles and message text) follows.
+  const needle = search.trim();
+  const shown = needle
+    ? (searchHits?.q === needle ? searchHits.items : conversations.filter((c) => c.title.toLowerCase().includes(needle.toLowerCase())))
+    : conversations;
   const rendered = new Set<string>();
 
   return (
@@ -341,7 +367,7 @@ export function Chat({ socket, conversationId, connected }: { socket: Socket; co
           ))}
           {shown.length === 0 && <li class="muted empty">{search ? 'No conversation matches.' : 'No conversations yet.'}</li>}
         </ul>
-        {nextCursor && (
+        {nextCursor && !needle && (
           <button type="button" onClick={() => loadConversations(true)}>
             Load more
           </button>
