@@ -14,6 +14,7 @@ import {
   titleSchema,
 } from '../services/conversations.ts';
 
+import { COMPARISON_CHOICES } from '../services/chat.ts';
 import { FEEDBACK_REASONS, FEEDBACK_VALUES, type FeedbackResult, feedbackInputSchema } from '../services/feedback.ts';
 
 const timestamp = z.iso.datetime();
@@ -100,8 +101,21 @@ export const messageFeedbackSchema = z
 export const conversationMessageSchema = messageSchema
   .extend({ feedback: messageFeedbackSchema.nullable().meta({ description: 'Your vote on this answer; null when none (and on user messages)' }) })
   .meta({ id: 'ConversationMessage' });
+export const conversationComparisonSchema = z
+  .object({
+    id,
+    messageA: id,
+    messageB: id,
+    choice: z.enum(COMPARISON_CHOICES).nullable().meta({ description: 'null while undecided' }),
+    createdAt: timestamp,
+    decidedAt: timestamp.nullable(),
+  })
+  .meta({ id: 'ConversationComparison', description: 'An A/B comparison of two sibling answers' });
 export const conversationDetailSchema = conversationSchema
-  .extend({ messages: z.array(conversationMessageSchema).meta({ description: 'Every message of every branch, oldest first; parentId links the tree' }) })
+  .extend({
+    messages: z.array(conversationMessageSchema).meta({ description: 'Every message of every branch, oldest first; parentId links the tree' }),
+    comparisons: z.array(conversationComparisonSchema).meta({ description: 'A/B comparisons in this conversation, oldest first, decided or not' }),
+  })
   .meta({ id: 'ConversationDetail' });
 export const feedbackSchema = z
   .object({
@@ -144,6 +158,9 @@ export const toConversationDetail = (d: ConversationWithMessages): z.input<typeo
       const feedback = f ? { value: f.value, reasons: f.reasons as z.input<typeof messageFeedbackSchema>['reasons'], comment: f.comment, updatedAt: iso(f.updatedAt) } : null;
       return { ...toMessage(m), feedback };
     }),
+    comparisons: d.comparisons.map((c) => ({
+      id: c.id, messageA: c.messageA, messageB: c.messageB, choice: c.choice, createdAt: iso(c.createdAt), decidedAt: c.decidedAt === null ? null : iso(c.decidedAt),
+    })),
   };
 };
 export const toFeedback = (f: FeedbackResult): z.input<typeof feedbackSchema> => ({

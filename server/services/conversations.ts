@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { ConversationCursor, ConversationRecord, MessageRecord } from '../db/conversations.ts';
 import type { FeedbackRecord } from '../db/feedback.ts';
+import type { ComparisonRecord } from '../db/comparisons.ts';
 
 // What transports need of the records, without reaching into db/.
 export { MESSAGE_ROLES, MESSAGE_STATUSES, type ConversationRecord, type MessageRecord } from '../db/conversations.ts';
@@ -24,6 +25,8 @@ export interface ConversationWithMessages {
   messages: MessageRecord[];
   /** The owner's own votes on these messages. */
   feedback: FeedbackRecord[];
+  /** A/B comparisons made in this conversation, decided or not, so a client can show them after a reload. */
+  comparisons: ComparisonRecord[];
 }
 
 const cursorSchema = z.tuple([z.number().int().nonnegative(), z.string().min(1)]);
@@ -71,7 +74,12 @@ export function createConversationService(ctx: ServiceContext) {
 
     get(userId: string, id: string): ConversationWithMessages {
       const conversation = owned(userId, id);
-      return { conversation, messages: repos.conversations.listMessages(id), feedback: repos.feedback.listForConversation(userId, id) };
+      return {
+        conversation,
+        messages: repos.conversations.listMessages(id),
+        feedback: repos.feedback.listForConversation(userId, id),
+        comparisons: repos.comparisons.listForConversation(id).filter((c) => c.userId === userId),
+      };
     },
 
     rename(userId: string, id: string, title: string): ConversationRecord {

@@ -30,7 +30,7 @@ describe('conversations', () => {
 
     const got = await request(t.app).get(`/api/conversations/${titled.body.id}`).set(alice.auth);
     assert.equal(got.status, 200);
-    assert.deepEqual(conversationDetailSchema.parse(got.body), { ...titled.body, messages: [] });
+    assert.deepEqual(conversationDetailSchema.parse(got.body), { ...titled.body, messages: [], comparisons: [] });
 
     const renamed = await request(t.app).patch(`/api/conversations/${untitled.body.id}`).set(alice.auth).send({ title: 'Renamed' });
     assert.equal(renamed.status, 200);

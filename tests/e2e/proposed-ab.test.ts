@@ -36,6 +36,12 @@ test('a comparison the server proposes appears on its own, and a tie is recorded
   const tie = block.locator('[data-choice="tie"]');
   await page.waitForFunction((el) => !(el as HTMLButtonElement).disabled, await tie.elementHandle(), { timeout: 60_000 });
   await screenshot(page, 'ab-proposed-by-server');
+  // A reload loses nothing: the undecided comparison comes back from the server with its choices.
+  await page.reload();
+  await block.waitFor({ timeout: 30_000 });
+  assert.equal(await block.locator('[data-candidate]').count(), 2);
+  await page.waitForFunction((el) => !(el as HTMLButtonElement).disabled, await tie.elementHandle(), { timeout: 30_000 });
+  await screenshot(page, 'ab-proposed-after-reload');
   await tie.click();
   await block.waitFor({ state: 'detached', timeout: 15_000 });
   const answer = page.locator('article.msg-assistant').last();

@@ -140,6 +140,8 @@ describe('A/B comparisons', () => {
       got.messages.filter((m) => m.parentId === start.userMessage.id).map((m) => m.id),
       [A.id, B.id],
     );
+    // The comparison itself comes back too, so a reloaded page can show the undecided choice.
+    assert.deepEqual(got.comparisons.map((c) => [c.id, c.messageA, c.messageB, c.choice, c.decidedAt]), [[start.comparisonId, A.id, B.id, null, null]]);
   });
 
   test('choosing B records the comparison and an "ab" preference pair, and B continues the conversation', async () => {
@@ -156,6 +158,8 @@ describe('A/B comparisons', () => {
     const row = t.repos.comparisons.findForUser(turn.start.comparisonId, alice.id)!;
     assert.equal(row.choice, 'B');
     assert.ok(row.decidedAt !== null);
+    const detail = conversationDetailSchema.parse((await request(t.app).get(`/api/conversations/${turn.start.conversation.id}`).set(alice.auth)).body);
+    assert.equal(detail.comparisons.find((c) => c.id === turn.start.comparisonId)?.choice, 'B');
 
     // The next turn hangs under B, though A is an equally recent leaf.
     const next = nextEvent<{ userMessage: MessageView }>(a, 'message:start');

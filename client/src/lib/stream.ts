@@ -11,6 +11,7 @@ import type {
   DonePayload,
   Message,
   StartPayload,
+  StoredComparison,
 } from './types.ts';
 import { buildTree, selectPathTo, type Selection } from './tree.ts';
 
@@ -44,9 +45,32 @@ export const emptyThread = (conversationId: string | null = null): ThreadState =
   selection: {},
 });
 
-/** A thread loaded over HTTP (nothing streaming; comparisons of earlier sessions are not known). */
-export function loadedThread(conversationId: string, messages: Message[]): ThreadState {
-  return { ...emptyThread(conversationId), messages: [...messages] };
+/**
+ * A thread loaded over HTTP: nothing streams in this tab, and the stored comparisons come back as
+ * they were left (an undecided one shows its two answers and the choice again).
+ */
+export function loadedThread(conversationId: string, messages: Message[], stored: readonly StoredComparison[] = []): ThreadState {
+  const byId = new Map(messages.map((m) => [m.id, m]));
+  const comparisons: ComparisonState[] = [];
+  for (const c of stored) {
+    const a = byId.get(c.messageA);
+    if (!a || !byId.has(c.messageB) || a.parentId === null) continue;
+    comparisons.push({ id: c.id, userMessageId: a.parentId, A: c.messageA, B: c.messageB, ready: true, choice: c.choice });
+  }
+  return { ...emptyThread(conversationId), messages: [...messages], comparisons };
+}
+
+/**
+ * Comparisons after a reload of the open thread: the server's, with what this tab knows fresher
+ * (one still streaming here is not ready yet), plus any the server did not list.
+ */
+export function mergeComparisons(fromServer: readonly ComparisonState[], inTab: readonly ComparisonState[]): ComparisonState[] {
+  const tab = new Map(inTab.map((c) => [c.id, c]));
+  const merged = fromServer.map((c) => {
+    const t = tab.get(c.id);
+    return t ? { ...c, ready: t.ready || c.choice !== null, choice: c.choice ?? t.choice } : c;
+  });
+  return [...merged, ...inTab.filter((c) => !fromServer.some((s) => s.id === c.id))];
 }
 
 /**

@@ -43,6 +43,15 @@ export interface MessageFeedback {
 
 export interface ConversationDetail extends Conversation {
   messages: Message[];
+  /** A/B comparisons of this conversation (absent from servers that predate them). */
+  comparisons?: StoredComparison[];
+}
+
+export interface StoredComparison {
+  id: string;
+  messageA: string;
+  messageB: string;
+  choice: ComparisonChoice | null;
 }
 
 export type FeedbackValue = 'up' | 'down';

@@ -9,6 +9,7 @@ import {
   emptyThread,
   isStreaming,
   loadedThread,
+  mergeComparisons,
   onCompareChosen,
   onCompareReady,
   onCompareStart,
@@ -110,9 +111,9 @@ export function Chat({ socket, conversationId, connected }: { socket: Socket; co
       try {
         const detail = await api<ConversationDetail>('GET', `/api/conversations/${id}`);
         setThread((s) => {
-          // Keep what this tab knows that the server does not say (comparisons, selections).
-          const base = loadedThread(id, detail.messages);
-          return s.conversationId === id ? { ...base, comparisons: s.comparisons, selection: s.selection, streaming: s.streaming.filter((x) => detail.messages.some((m) => m.id === x && m.status === 'partial')) } : base;
+          // Keep what this tab knows that the server does not say (selections, streams in flight).
+          const base = loadedThread(id, detail.messages, detail.comparisons ?? []);
+          return s.conversationId === id ? { ...base, comparisons: mergeComparisons(base.comparisons, s.comparisons), selection: s.selection, streaming: s.streaming.filter((x) => detail.messages.some((m) => m.id === x && m.status === 'partial')) } : base;
         });
       } catch (e) {
         notify(errorText(e));

@@ -5,6 +5,7 @@ import {
   comparisonOf,
   emptyThread,
   loadedThread,
+  mergeComparisons,
   onCompareChosen,
   onCompareReady,
   onCompareStart,
@@ -126,4 +127,46 @@ test('votes: a loaded vote survives the socket re-sending the message; streamed 
   assert.deepEqual(s.messages.find((m) => m.id === 'a1')?.feedback, vote);
   s = onStart(s, { conversation: conv, created: false, userMessage: null, message: msg('a2', 'u1', 'assistant') });
   assert.equal(s.messages.find((m) => m.id === 'a2')?.feedback, null);
+});
+
+test('a reloaded thread brings its comparisons back: undecided shows both answers, a decided B continues from B', () => {
+  const messages = [
+    msg('u1', null, 'user'),
+    msg('a', 'u1', 'assistant', { status: 'complete' }),
+    msg('b', 'u1', 'assistant', { status: 'complete' }),
+    msg('u2', 'a', 'user'),
+    msg('x', 'u2', 'assistant', { status: 'complete' }),
+    msg('y', 'u2', 'assistant', { status: 'complete' }),
+  ];
+  const s = loadedThread('c1', messages, [
+    { id: 'k1', messageA: 'a', messageB: 'b', choice: 'A' },
+    { id: 'k2', messageA: 'x', messageB: 'y', choice: null },
+    { id: 'gone', messageA: 'deleted', messageB: 'b', choice: null },
+  ]);
+  assert.deepEqual(s.comparisons.map((c) => [c.id, c.userMessageId, c.A, c.B, c.ready, c.choice]), [
+    ['k1', 'u1', 'a', 'b', true, 'A'],
+    ['k2', 'u2', 'x', 'y', true, null],
+  ]);
+  assert.equal(comparisonOf(s, 'y')?.comparison.choice, null, 'the undecided pair is known as a comparison again');
+  assert.equal(comparisonOf(s, 'y')?.candidate, 'B');
+  // A decided for A keeps B aside; the path runs through A.
+  assert.deepEqual(shown(s).slice(0, 2), ['u1', 'a']);
+  const decidedB = loadedThread('c1', messages.slice(0, 3), [{ id: 'k1', messageA: 'a', messageB: 'b', choice: 'B' }]);
+  assert.deepEqual(shown(decidedB), ['u1', 'b']);
+});
+
+test('merging after a reload: the server decides, this tab knows what still streams, tab-only comparisons stay', () => {
+  const server = [
+    { id: 'k1', userMessageId: 'u1', A: 'a', B: 'b', ready: true, choice: null },
+    { id: 'k2', userMessageId: 'u2', A: 'x', B: 'y', ready: true, choice: 'tie' as const },
+  ];
+  const tab = [
+    { id: 'k1', userMessageId: 'u1', A: 'a', B: 'b', ready: false, choice: null },
+    { id: 'k3', userMessageId: 'u3', A: 'p', B: 'q', ready: false, choice: null },
+  ];
+  assert.deepEqual(mergeComparisons(server, tab).map((c) => [c.id, c.ready, c.choice]), [
+    ['k1', false, null],
+    ['k2', true, 'tie'],
+    ['k3', false, null],
+  ]);
 });
