@@ -107,24 +107,37 @@ interface Sequence {
 
 /**
  * The batch's KV cache, owned here and fed to every step read-only: per layer, keys then values, each
- * [B, kvHeads, cap, headDim]. Rows are right-aligned so every row's newest slot is `len - 1`; slots
- * before a row's history and the spare capacity after `len` are masked out.
+ * [rowCap, kvHeads, cap, headDim], of which the first `rows` rows are in use (a prefix of the buffer,
+ * so a step feeds a view of it, not a copy). Rows are right-aligned so every row's newest slot is
+ * `len - 1`; slots before a row's history and the spare capacity after `len` are masked out.
+ *
+ * Joining and leaving touch one row, not the batch: a joiner whose history fits in `len` slots is
+ * written into the next free row, and a leaver's row is overwritten by the last row. The whole cache is
+ * copied only when it must change shape: a joiner longer than `len`, no free row, or no spare slot.
  */
 interface BatchCache {
   cap: number;
   len: number;
-  mask: BigInt64Array; // [B, cap]
+  rowCap: number;
+  rows: number;
+  mask: BigInt64Array; // [rowCap, cap]
   kv: Float32Array[];
 }
 
 /** Spare slots allocated past the current length, so the cache grows (and is copied) only every so often. */
 const CACHE_CHUNK = 32;
+/** Spare rows allocated past the current batch, so that joiners usually move in without a copy. */
+const ROW_CHUNK = 8;
 
 export interface SchedulerStats {
   active: number;
   queued: number;
   steps: number;
   generatedTokens: number;
+  /** Times the batch KV cache was copied whole (growth, or a joiner that did not fit in place). */
+  cacheRebuilds: number;
+  /** Joiners written into free rows of the running batch without copying it. */
+  joinsInPlace: number;
 }
 
 export class Scheduler {
@@ -135,6 +148,8 @@ export class Scheduler {
   private closed = false;
   private steps = 0;
   private generatedTokens = 0;
+  private cacheRebuilds = 0;
+  private joinsInPlace = 0;
 
   constructor(
     readonly runtime: ModelRuntime,
@@ -143,7 +158,10 @@ export class Scheduler {
   ) {}
 
   stats(): SchedulerStats {
-    return { active: this.rows.length, queued: this.queue.length, steps: this.steps, generatedTokens: this.generatedTokens };
+    return {
+      active: this.rows.length, queued: this.queue.length, steps: this.steps, generatedTokens: this.generatedTokens,
+      cacheRebuilds: this.cacheRebuilds, joinsInPlace: this.joinsInPlace,
+    };
   }
 
   submit(req: GenerationRequest): GenerationStream {
@@ -234,11 +252,19 @@ export class Scheduler {
     const fresh = this.freshOf(out);
     const joinerRows: RowSlots[] = live.map((_, j) => ({ kv: fresh, stride: N, row: j, start: 0, end: N, mask: packed.mask }));
     const current = this.cache;
-    const kept: RowSlots[] = current ? this.rows.map((_, b) => ({ kv: current.kv, stride: current.cap, row: b, start: 0, end: current.len, mask: current.mask })) : [];
-    this.cache = assemble([...kept, ...joinerRows], this.cacheGeometry());
+    if (current && moveIn(current, joinerRows, this.cacheGeometry())) this.joinsInPlace += joinerRows.length;
+    else {
+      this.cacheRebuilds++;
+      const kept: RowSlots[] = current ? this.rows.map((_, b) => ({ kv: current.kv, stride: current.cap, row: b, start: 0, end: current.len, mask: current.mask })) : [];
+      this.cache = assemble([...kept, ...joinerRows], this.cacheGeometry(), this.rowCapacityFor(kept.length + joinerRows.length));
+    }
     this.rows.push(...live);
     this.steps++;
     this.consumeLogits(out[IO.logits]!.data as Float32Array, live);
+  }
+
+  private rowCapacityFor(rows: number): number {
+    return Math.min(Math.max(rows, this.opts.maxBatch), rows + ROW_CHUNK);
   }
 
   private cacheGeometry(): { kvHeads: number; headDim: number } {
@@ -256,7 +282,8 @@ export class Scheduler {
     const B = this.rows.length;
     if (this.cache!.len === this.cache!.cap) {
       const c = this.cache!;
-      this.cache = assemble(this.rows.map((_, b) => ({ kv: c.kv, stride: c.cap, row: b, start: 0, end: c.len, mask: c.mask })), this.cacheGeometry());
+      this.cacheRebuilds++;
+      this.cache = assemble(this.rows.map((_, b) => ({ kv: c.kv, stride: c.cap, row: b, start: 0, end: c.len, mask: c.mask })), this.cacheGeometry(), c.rowCap);
     }
     const c = this.cache!;
     const { kvHeads, headDim } = this.cacheGeometry();
@@ -273,9 +300,10 @@ export class Scheduler {
       [IO.attentionMask]: new ort.Tensor('int64', mask, [B, L]),
       [IO.logitsIndex]: new ort.Tensor('int64', new BigInt64Array(B), [B, 1]),
     };
+    const used = B * kvHeads * c.cap * headDim;
     for (let i = 0; i < rt.config.layers; i++) {
-      feeds[IO.pastKey(i)] = new ort.Tensor('float32', c.kv[2 * i]!, [B, kvHeads, c.cap, headDim]);
-      feeds[IO.pastValue(i)] = new ort.Tensor('float32', c.kv[2 * i + 1]!, [B, kvHeads, c.cap, headDim]);
+      feeds[IO.pastKey(i)] = new ort.Tensor('float32', c.kv[2 * i]!.subarray(0, used), [B, kvHeads, c.cap, headDim]);
+      feeds[IO.pastValue(i)] = new ort.Tensor('float32', c.kv[2 * i + 1]!.subarray(0, used), [B, kvHeads, c.cap, headDim]);
     }
     const rows = this.rows.slice();
     const out = await rt.serve.run(feeds);
@@ -324,16 +352,19 @@ export class Scheduler {
   private retireFinished(): void {
     for (const s of this.rows) if (!s.done && s.req.signal?.aborted) s.done = 'abort';
     if (!this.rows.some((s) => s.done)) return;
-    const keep: number[] = [];
-    this.rows.forEach((s, b) => {
-      if (s.done) this.finish(s, s.done);
-      else keep.push(b);
-    });
     const c = this.cache;
-    this.cache = keep.length && c
-      ? assemble(keep.map((b) => ({ kv: c.kv, stride: c.cap, row: b, start: 0, end: c.len, mask: c.mask })), this.cacheGeometry())
-      : null;
-    this.rows = keep.map((b) => this.rows[b]!);
+    // From the end, so that the row moved into a leaver's place has already been looked at.
+    for (let b = this.rows.length - 1; b >= 0; b--) {
+      const s = this.rows[b]!;
+      if (!s.done) continue;
+      this.finish(s, s.done);
+      const last = this.rows.length - 1;
+      if (c && b !== last) moveRow(c, last, b, this.cacheGeometry());
+      this.rows[b] = this.rows[last]!;
+      this.rows.pop();
+      if (c) c.rows = this.rows.length;
+    }
+    if (!this.rows.length) this.cache = null;
   }
 
   private finish(s: Sequence, reason: FinishReason): void {
@@ -372,19 +403,16 @@ interface RowSlots {
  * A fresh cache holding the given rows, right-aligned to a common length. Leading slots that no row
  * can see are dropped, and CACHE_CHUNK spare slots are allocated for the steps to come.
  */
-export function assemble(rows: RowSlots[], geo: { kvHeads: number; headDim: number }): BatchCache {
-  const visibleFrom = rows.map((r) => {
-    let s = r.start;
-    while (s < r.end && r.mask[r.row * r.stride + s] === 0n) s++;
-    return s;
-  });
+export function assemble(rows: RowSlots[], geo: { kvHeads: number; headDim: number }, rowCap = rows.length): BatchCache {
+  const visibleFrom = rows.map(visibleStart);
   const len = Math.max(0, ...rows.map((r, i) => r.end - visibleFrom[i]!));
   const cap = len + CACHE_CHUNK;
   const B = rows.length;
   const { kvHeads: H, headDim: D } = geo;
   const layers = rows[0]?.kv.length ?? 0;
-  const kv = Array.from({ length: layers }, () => new Float32Array(B * H * cap * D));
-  const mask = new BigInt64Array(B * cap);
+  const R = Math.max(rowCap, B);
+  const kv = Array.from({ length: layers }, () => new Float32Array(R * H * cap * D));
+  const mask = new BigInt64Array(R * cap);
   rows.forEach((r, b) => {
     const from = visibleFrom[b]!;
     const n = r.end - from;
@@ -399,5 +427,50 @@ export function assemble(rows: RowSlots[], geo: { kvHeads: number; headDim: numb
       }
     }
   });
-  return { cap, len, mask, kv };
+  return { cap, len, rowCap: R, rows: B, mask, kv };
+}
+
+/** Slots of a row that some query may see: from its first unmasked slot to `end`. */
+function visibleStart(r: RowSlots): number {
+  let s = r.start;
+  while (s < r.end && r.mask[r.row * r.stride + s] === 0n) s++;
+  return s;
+}
+
+/**
+ * Writes joiners into the free rows of `c` in place, right-aligned at `c.len`, when they fit: enough
+ * free rows, histories no longer than `c.len`, and a spare slot for the next step. False when the
+ * cache must be rebuilt instead (nothing is changed then).
+ */
+export function moveIn(c: BatchCache, joiners: RowSlots[], geo: { kvHeads: number; headDim: number }): boolean {
+  if (c.rows + joiners.length > c.rowCap || c.len >= c.cap) return false;
+  const from = joiners.map(visibleStart);
+  if (joiners.some((r, i) => r.end - from[i]! > c.len)) return false;
+  const { kvHeads: H, headDim: D } = geo;
+  joiners.forEach((r, i) => {
+    const b = c.rows + i;
+    const n = r.end - from[i]!;
+    const shift = c.len - n;
+    const maskRow = c.mask.subarray(b * c.cap, (b + 1) * c.cap);
+    maskRow.fill(0n);
+    maskRow.set(r.mask.subarray(r.row * r.stride + from[i]!, r.row * r.stride + r.end), shift);
+    // Slots before `shift` keep an earlier row's values; the mask hides them.
+    for (let j = 0; j < c.kv.length; j++) {
+      const src = r.kv[j]!;
+      const dst = c.kv[j]!;
+      for (let h = 0; h < H; h++) {
+        const s0 = ((r.row * H + h) * r.stride + from[i]!) * D;
+        dst.set(src.subarray(s0, s0 + n * D), ((b * H + h) * c.cap + shift) * D);
+      }
+    }
+  });
+  c.rows += joiners.length;
+  return true;
+}
+
+/** Copies row `from` of the cache (every layer's keys and values, and its mask) over row `to`. */
+export function moveRow(c: BatchCache, from: number, to: number, geo: { kvHeads: number; headDim: number }): void {
+  const span = geo.kvHeads * c.cap * geo.headDim;
+  for (const a of c.kv) a.copyWithin(to * span, from * span, (from + 1) * span);
+  c.mask.copyWithin(to * c.cap, from * c.cap, (from + 1) * c.cap);
 }

@@ -69,6 +69,35 @@ test('greedy decoding in a shared batch gives the same tokens as each request al
   assert.ok(new Set(alone.map((a) => a.tokenIds.join(','))).size === reqs.length, 'the requests really differ');
 });
 
+test('many staggered requests: joiners move into free rows, leavers are swapped out, and every greedy answer matches its solo run', async () => {
+  const H = engine.runtime.config.hidden;
+  const prompts = ['one', 'a longer prompt about tides and moons', 'x', 'bread and butter', 'seven swans', 'q', 'the last of them all, the longest prompt here by far', 'mid'];
+  const reqs = prompts.map((prompt, i) => ({
+    prompt,
+    prefix: i % 3 === 0 ? Float32Array.from({ length: (i % 4 + 1) * H }, (_, k) => Math.cos(k * 0.11 + i)) : null,
+    maxNewTokens: 6 + ((i * 7) % 17),
+  }));
+  const alone: number[][] = [];
+  for (const r of reqs) alone.push((await engine.generateText({ ...r, sampling: greedy, ignoreEos: true })).tokenIds);
+  const before = engine.scheduler.stats();
+  const streams: Promise<GenerationResult>[] = [];
+  // Two at first; each later request is sent after a few tokens of the one before, so the batch
+  // keeps gaining and losing rows mid-decode.
+  for (const [i, r] of reqs.entries()) {
+    const st = engine.generate({ ...r, sampling: greedy, ignoreEos: true });
+    streams.push(st.result);
+    if (i >= 1) {
+      const it = st[Symbol.asyncIterator]();
+      for (let k = 0; k < 2; k++) await it.next();
+    }
+  }
+  const together = await Promise.all(streams);
+  together.forEach((r, i) => assert.deepEqual(r.tokenIds, alone[i], `request ${i} (${reqs[i]!.prompt})`));
+  const after = engine.scheduler.stats();
+  assert.ok(after.joinsInPlace > before.joinsInPlace, 'some joiners moved into the running batch without a copy');
+  assert.equal(after.active, 0);
+});
+
 test('streamed deltas add up to the final text and never split a character', async () => {
   const stream = engine.generate({ prompt: '🙂🙂', sampling: { ...greedy, temperature: 1, seed: 5 }, maxNewTokens: 40, ignoreEos: true });
   const deltas: string[] = [];
