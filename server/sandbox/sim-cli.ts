@@ -149,7 +149,7 @@ async function simRun(argv: string[], env: Readonly<Record<string, string | unde
   if (pairsPerUser === undefined) throw new CliError('--pairs-per-user is required');
   const seed = numberFlag(f, 'seed', z.number().int().min(0).max(0xffff_ffff));
   if (seed === undefined) throw new CliError('--seed is required');
-  const evalPrompts = numberFlag(f, 'eval-prompts', z.number().int().min(1).max(10_000)) ?? 24;
+  const evalPrompts = numberFlag(f, 'eval-prompts', z.number().int().min(1).max(10_000)) ?? 48;
   const concurrency = numberFlag(f, 'concurrency', z.number().int().min(1).max(64));
   const out = typeof f.out === 'string' && f.out !== '' ? f.out : null;
   const bars = new PhaseBars();

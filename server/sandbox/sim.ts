@@ -188,7 +188,7 @@ export async function runSimInProcess(o: InProcessSimOptions): Promise<SimResult
   o.onProgress?.({ phase: 'evaluate', done: 0, total: users.length });
   const accP = await evaluatePdpo(o.runtime, pdpo.model, heldout, cfg);
   const accD = await evaluatePdpo(o.runtime, dpo.model, heldout, cfg, { generic: true });
-  const nEval = o.evalPrompts ?? 24;
+  const nEval = o.evalPrompts ?? 48;
   const out: SimUserResult[] = [];
   for (const [i, u] of users.entries()) {
     const rng = new Rng(`sim-eval:${o.seed}:${u.profile.name}`);
