@@ -12,7 +12,7 @@ import { DEFAULT_OPTIMIZER, LmTrainer, type TrainRow } from '../lm/train.ts';
 import { writeSafetensors } from '../lm/safetensors.ts';
 import { loadTokenizer, type ChatMessage, type ChatTokenizer } from '../lm/tokenizer.ts';
 import { Engine } from '../lm/generate.ts';
-import { type Example, generateCorpus, splitOf, styleRequestText } from './corpus.ts';
+import { type Example, type StyleMix, generateCorpus, splitOf, styleRequestText } from './corpus.ts';
 import { saveTokenizer, trainByteLevelBpe } from './bpe.ts';
 import { judgeStyle } from './judge.ts';
 import { barChartSvg, lineChartSvg } from './plot.ts';
@@ -35,6 +35,12 @@ export interface PretrainOptions {
   lr: number;
   /** Fraction of training examples whose system message asks for their style in plain words. */
   styleRequestRate: number;
+  /**
+   * Relative weights of the style poles in the training corpus. Long (detailed) answers are the
+   * hardest pole for a small model to sustain, and a uniform mix left it at ~20% of unprompted
+   * samples against ~49% concise; weighting it up keeps every pole ≥ 20% with a margin.
+   */
+  styleMix: StyleMix;
   samples: number;
   /** Skip further steps: export and evaluate the latest checkpoint as it is. */
   exportOnly?: boolean;
@@ -43,7 +49,7 @@ export interface PretrainOptions {
 export const DEFAULT_PRETRAIN: PretrainOptions = {
   out: 'models/default', work: 'data/train-default', seed: 1, minutes: 55, examples: 60000, vocabSize: 4096,
   hidden: 256, layers: 6, heads: 8, kvHeads: 4, intermediate: 704, batchRows: 16, maxTokens: 256, lr: 3e-3,
-  styleRequestRate: 0.25, samples: 240,
+  styleRequestRate: 0.25, styleMix: { length: { concise: 0.8, neutral: 1, detailed: 1.5 } }, samples: 240,
 };
 
 const SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
@@ -110,7 +116,7 @@ export async function pretrainDefaultModel(o: PretrainOptions): Promise<Record<s
   const rand = mulberry(o.seed);
 
   log(`corpus: ${o.examples} examples (seed ${o.seed})`);
-  const corpus = generateCorpus({ seed: o.seed, count: o.examples });
+  const corpus = generateCorpus({ seed: o.seed, count: o.examples, styleMix: o.styleMix });
   const train = corpus.filter((e) => splitOf(e) === 'train');
   const heldout = corpus.filter((e) => splitOf(e) === 'heldout');
 
@@ -235,7 +241,7 @@ export async function pretrainDefaultModel(o: PretrainOptions): Promise<Record<s
   const finalHeld = history.filter((h) => h.heldout !== undefined).at(-1)?.heldout ?? NaN;
   const full = {
     model: { parameters: nParams, config: m.config },
-    data: { examples: corpus.length, train: train.length, heldout: heldout.length, tokensPerRow, styleRequestRate: o.styleRequestRate },
+    data: { examples: corpus.length, train: train.length, heldout: heldout.length, tokensPerRow, styleRequestRate: o.styleRequestRate, styleMix: o.styleMix },
     training: {
       steps, plannedSteps: trainer.opt.totalSteps, batchRows: o.batchRows, optimizer: trainer.opt, seconds: trainSeconds,
       tokensPerSecond: meanTokensPerS, thisRunTargetTokens: trainTokens, thisRunSeconds: (performance.now() - started) / 1000,
@@ -311,7 +317,7 @@ function reportMarkdown(r: Record<string, any>): string {
     '# Default model: training report',
     '',
     `- Parameters: ${(r.model.parameters / 1e6).toFixed(2)}M (Llama: hidden ${r.model.config.hidden}, ${r.model.config.layers} layers, ${r.model.config.heads} heads / ${r.model.config.kvHeads} KV heads, vocab ${r.model.config.vocabSize})`,
-    `- Data: ${r.data.train} training / ${r.data.heldout} held-out examples (held-out prompts use topics and templates never trained on)`,
+    `- Data: ${r.data.train} training / ${r.data.heldout} held-out examples (held-out prompts use topics and templates never trained on); style mix ${JSON.stringify(r.data.styleMix ?? 'uniform')}, ${((r.data.styleRequestRate ?? 0) * 100).toFixed(0)}% with a plain-language style request in the system message`,
     `- Training: ${r.training.steps} of ${r.training.plannedSteps} planned steps of ${r.training.batchRows} rows, ${(r.training.seconds / 60).toFixed(1)} min of optimisation, ${r.training.tokensPerSecond.toFixed(0)} tokens/s (mean per step, 2 cores)`,
     `- Held-out loss ${r.heldout.loss.toFixed(3)} nats/token, perplexity **${r.heldout.perplexity.toFixed(2)}**`,
     `- Generation: ${r.singleStream.tokensPerSecond.toFixed(0)} tokens/s on one stream; ${r.samples.batchTokensPerSecond.toFixed(0)} tokens/s over ${r.samples.count} concurrent samples`,
