@@ -25,17 +25,18 @@ after(async () => {
 
 test('a short sim run lifts two opposite profiles above the DPO baseline', async () => {
   const r = await runSimInProcess({
-    engine, runtime: engine.runtime, embedding, seed: 3, pairsPerUser: 20, evalPrompts: 4,
+    // 40 pairs each, 16 of them held out: fewer make held-out accuracy a coin toss either way.
+    engine, runtime: engine.runtime, embedding, seed: 3, pairsPerUser: 40, evalPrompts: 4,
     profiles: [{ name: 'elementary', prefers: { expertise: 'elementary' } }, { name: 'expert', prefers: { expertise: 'expert' } }],
-    config: pdpoConfigSchema.parse({ epochs: 3, heldoutFraction: 0.4, seed: 3 }),
+    config: pdpoConfigSchema.parse({ epochs: 8, heldoutFraction: 0.4, seed: 3 }),
   });
   assert.equal(r.users.length, 2);
   for (const u of r.users) {
-    assert.equal(u.pairs, 20);
+    assert.equal(u.pairs, 40);
     assert.ok(u.heldout_accuracy.pdpo !== null && u.heldout_accuracy.dpo !== null, `${u.name} has held-out pairs`);
   }
   const { pdpo, dpo } = r.mean.heldout_accuracy;
-  assert.ok(pdpo! > dpo!, `P-DPO ${pdpo} must beat DPO ${dpo}`);
-  assert.ok(pdpo! >= 0.7, `P-DPO held-out accuracy ${pdpo}`);
+  assert.ok(pdpo! >= dpo! + 0.1, `P-DPO ${pdpo} must beat DPO ${dpo} clearly`);
+  assert.ok(pdpo! >= 0.6, `P-DPO held-out accuracy ${pdpo}`);
   assert.ok(dpo! <= 0.65, `one shared prompt cannot serve opposite tastes: DPO ${dpo}`);
 });
