@@ -210,9 +210,9 @@ async function simColdStart(argv: string[]): Promise<unknown> {
   const seed = numberFlag(f, 'seed', z.number().int().min(0).max(0xffff_ffff));
   if (seed === undefined) throw new CliError('--seed is required');
   const userName = typeof f.user === 'string' ? f.user : profiles[0]!.name;
-  const newUser = profiles.find((p) => p.name === userName);
-  if (!newUser) throw new CliError(`--user "${userName}" is not a profile name in --profiles (${profiles.map((p) => p.name).join(', ')})`);
-  const others = profiles.filter((p) => p !== newUser);
+  const everyone = userName === 'all';
+  const newUsers = everyone ? profiles : profiles.filter((p) => p.name === userName);
+  if (!newUsers.length) throw new CliError(`--user "${userName}" is not a profile name in --profiles (${profiles.map((p) => p.name).join(', ')}), nor "all"`);
   const heldoutPairs = numberFlag(f, 'heldout-pairs', z.number().int().min(1).max(10_000)) ?? 40;
   const othersPairs = numberFlag(f, 'others-pairs', z.number().int().min(0).max(10_000)) ?? 40;
   let steps: number[] = [...COLD_START_STEPS];
@@ -222,60 +222,86 @@ async function simColdStart(argv: string[]): Promise<unknown> {
     if (!steps.length || steps.some((k, i) => parts[i] === '' || !Number.isInteger(k) || k < 1)) throw new CliError(`--steps "${f.steps}": expected a comma-separated list of positive pair counts`);
     steps = [...new Set(steps)].sort((a, b) => a - b);
   }
-  const maxK = steps.at(-1)!;
   const cfg = configFrom(f, seed);
   const modelDir = typeof f.model === 'string' && f.model !== '' ? f.model : DEFAULT_MODEL_DIR;
   const { engine, embedding } = await loadModel(modelDir);
   const bars = new PhaseBars();
   try {
-    const rt = engine.runtime;
-    const onProgress = (p: SimProgress) => bars.update(p.phase, p.done, p.total);
-    const [mine] = await collectPairs(engine, [{ profile: newUser, userId: 'new', prefix: null }], maxK + heldoutPairs, seed, { onProgress });
-    const community = others.length && othersPairs > 0
-      ? await collectPairs(engine, others.map((p, i) => ({ profile: p, userId: `u${i + 1}`, prefix: null })), othersPairs, seed + 7777, { onProgress })
-      : [];
-    const tok = (p: { id: string; userId: string; prompt: ChatMessage[]; chosen: string; rejected: string }) => tokenizePair(engine.tokenizer, p, cfg, rt.maxContext);
-    const mineT = mine!.pairs.map(tok);
-    const othersT = community.flatMap((c) => c.pairs.map(tok));
-    await referenceLogps(rt, [...mineT, ...othersT], 16, (d, t) => bars.update('reference', d, t));
-    const train = mineT.slice(0, maxK);
-    const heldout = mineT.slice(maxK);
-    const init = UserModel.initFromVocabulary(
-      { kind: cfg.userModel, tokens: cfg.tokens, hidden: rt.config.hidden, ...(cfg.userModel === 'cluster' ? { clusters: cfg.clusters } : {}) },
-      embedding, rt.config.vocabSize, mulberry32(cfg.seed),
-    );
-    const acc = (s: Record<string, DpoStats>) => s.new?.['rewards/accuracies'] ?? null;
-    const curve: { pairs: number; heldout_accuracy: number | null; generic_accuracy: number | null; train_seconds: number }[] = [];
-    for (const k of steps) {
-      const pairs: TokenizedPair[] = [...othersT, ...train.slice(0, k)];
-      const t0 = performance.now();
-      const trained = await trainPdpo({
-        runtime: rt, pairs, init, config: cfg,
-        onProgress: (p) => bars.update(`train k=${k}`, p.step, p.totalSteps, { loss: fmt(p.log.loss), acc: fmt(p.log['rewards/accuracies'], 2) }),
-      });
-      const seconds = (performance.now() - t0) / 1000;
-      bars.stop();
-      curve.push({
-        pairs: k,
-        heldout_accuracy: acc(await evaluatePdpo(rt, trained.model, heldout, cfg)),
-        generic_accuracy: acc(await evaluatePdpo(rt, trained.model, heldout, cfg, { generic: true })),
-        train_seconds: seconds,
-      });
-      process.stderr.write(`  k=${k}: held-out accuracy ${fmt(curve.at(-1)!.heldout_accuracy)} (e_0: ${fmt(curve.at(-1)!.generic_accuracy)})\n`);
+    const runs: ColdStartRun[] = [];
+    for (const newUser of newUsers) {
+      if (everyone) process.stderr.write(`new user: ${newUser.name}\n`);
+      runs.push(await coldStartCurve(engine, embedding, newUser, profiles.filter((p) => p !== newUser), { steps, heldoutPairs, othersPairs, seed, cfg, bars }));
     }
-    return {
-      curve,
-      user: newUser.name,
-      heldout_pairs: heldout.length,
-      others: community.map((c) => ({ name: c.profile.name, pairs: c.pairs.length })),
-      config: cfg,
-      model: modelDir,
-      seed,
+    const common = { config: cfg, model: modelDir, seed };
+    if (!everyone) return { ...runs[0]!, ...common };
+    // The mean over new users at each pair count: one user's curve is noisy with a few dozen held-out pairs.
+    const mean = (xs: (number | null)[]): number | null => {
+      const v = xs.filter((x): x is number => x !== null);
+      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
     };
+    const curve = steps.map((k, i) => ({
+      pairs: k,
+      heldout_accuracy: mean(runs.map((r) => r.curve[i]!.heldout_accuracy)),
+      generic_accuracy: mean(runs.map((r) => r.curve[i]!.generic_accuracy)),
+      train_seconds: runs.reduce((a, r) => a + r.curve[i]!.train_seconds, 0),
+    }));
+    return { curve, users: runs, ...common };
   } finally {
     bars.stop();
     await engine.close();
   }
+}
+
+interface ColdStartRun {
+  user: string;
+  curve: { pairs: number; heldout_accuracy: number | null; generic_accuracy: number | null; train_seconds: number }[];
+  heldout_pairs: number;
+  others: { name: string; pairs: number }[];
+}
+
+/** One new user's curve: trained with the others' pairs plus their first k pairs, for each k in steps. */
+async function coldStartCurve(
+  engine: Engine, embedding: Float32Array, newUser: UserProfile, others: UserProfile[],
+  o: { steps: number[]; heldoutPairs: number; othersPairs: number; seed: number; cfg: ReturnType<typeof configFrom>; bars: PhaseBars },
+): Promise<ColdStartRun> {
+  const { steps, heldoutPairs, othersPairs, seed, cfg, bars } = o;
+  const maxK = steps.at(-1)!;
+  const rt = engine.runtime;
+  const onProgress = (p: SimProgress) => bars.update(p.phase, p.done, p.total);
+  const [mine] = await collectPairs(engine, [{ profile: newUser, userId: 'new', prefix: null }], maxK + heldoutPairs, seed, { onProgress });
+  const community = others.length && othersPairs > 0
+    ? await collectPairs(engine, others.map((p, i) => ({ profile: p, userId: `u${i + 1}`, prefix: null })), othersPairs, seed + 7777, { onProgress })
+    : [];
+  const tok = (p: { id: string; userId: string; prompt: ChatMessage[]; chosen: string; rejected: string }) => tokenizePair(engine.tokenizer, p, cfg, rt.maxContext);
+  const mineT = mine!.pairs.map(tok);
+  const othersT = community.flatMap((c) => c.pairs.map(tok));
+  await referenceLogps(rt, [...mineT, ...othersT], 16, (d, t) => bars.update('reference', d, t));
+  const train = mineT.slice(0, maxK);
+  const heldout = mineT.slice(maxK);
+  const init = UserModel.initFromVocabulary(
+    { kind: cfg.userModel, tokens: cfg.tokens, hidden: rt.config.hidden, ...(cfg.userModel === 'cluster' ? { clusters: cfg.clusters } : {}) },
+    embedding, rt.config.vocabSize, mulberry32(cfg.seed),
+  );
+  const acc = (s: Record<string, DpoStats>) => s.new?.['rewards/accuracies'] ?? null;
+  const curve: ColdStartRun['curve'] = [];
+  for (const k of steps) {
+    const pairs: TokenizedPair[] = [...othersT, ...train.slice(0, k)];
+    const t0 = performance.now();
+    const trained = await trainPdpo({
+      runtime: rt, pairs, init, config: cfg,
+      onProgress: (p) => bars.update(`train k=${k}`, p.step, p.totalSteps, { loss: fmt(p.log.loss), acc: fmt(p.log['rewards/accuracies'], 2) }),
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    bars.stop();
+    curve.push({
+      pairs: k,
+      heldout_accuracy: acc(await evaluatePdpo(rt, trained.model, heldout, cfg)),
+      generic_accuracy: acc(await evaluatePdpo(rt, trained.model, heldout, cfg, { generic: true })),
+      train_seconds: seconds,
+    });
+    process.stderr.write(`  k=${k}: held-out accuracy ${fmt(curve.at(-1)!.heldout_accuracy)} (e_0: ${fmt(curve.at(-1)!.generic_accuracy)})\n`);
+  }
+  return { user: newUser.name, curve, heldout_pairs: heldout.length, others: community.map((c) => ({ name: c.profile.name, pairs: c.pairs.length })) };
 }
 
 export async function sim(cmd: string | undefined, argv: string[], env: Readonly<Record<string, string | undefined>>): Promise<unknown> {

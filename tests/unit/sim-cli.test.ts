@@ -177,6 +177,17 @@ describe('sim cold-start in-process on a tiny model', () => {
     assert.equal(j.heldout_pairs, 4);
     assert.match(r.stderr, /train k=4/);
   });
+
+  test('--user all: every profile in turn is the new user, and the curve is their mean', () => {
+    const r = cli('sim', 'cold-start', '--profiles', opposite, '--seed', '2', '--model', model, '--user', 'all', '--steps', '2', '--heldout-pairs', '4', '--others-pairs', '4', '--epochs', '1');
+    assert.equal(r.status, 0, r.stderr);
+    type Curve = { pairs: number; heldout_accuracy: number | null }[];
+    const j = JSON.parse(r.stdout) as { curve: Curve; users: { user: string; curve: Curve }[] };
+    const names = JSON.parse(fs.readFileSync(opposite, 'utf8')).map((p: { name: string }) => p.name);
+    assert.deepEqual(j.users.map((u) => u.user), names);
+    const each = j.users.map((u) => u.curve[0]!.heldout_accuracy!);
+    assert.ok(Math.abs(j.curve[0]!.heldout_accuracy! - each.reduce((a, b) => a + b, 0) / each.length) < 1e-12);
+  });
 });
 
 describe('retrain against a real server', () => {
