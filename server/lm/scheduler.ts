@@ -107,8 +107,8 @@ interface Sequence {
 
 /**
  * The batch's KV cache, owned here and fed to every step read-only: per layer, keys then values, each
- * [rowCap, kvHeads, cap, headDim], of which the first `rows` rows are in use (a prefix of the buffer,
- * so a step feeds a view of it, not a copy). Rows are right-aligned so every row's newest slot is
+ * [rowCap, kvHeads, cap, headDim], of which the first rows (one per running sequence) are in use: a
+ * prefix of the buffer, so a step feeds a view of it, not a copy. Rows are right-aligned so every row's newest slot is
  * `len - 1`; slots before a row's history and the spare capacity after `len` are masked out.
  *
  * Joining and leaving touch one row, not the batch: a joiner whose history fits in `len` slots is
@@ -119,7 +119,6 @@ interface BatchCache {
   cap: number;
   len: number;
   rowCap: number;
-  rows: number;
   mask: BigInt64Array; // [rowCap, cap]
   kv: Float32Array[];
 }
@@ -252,7 +251,7 @@ export class Scheduler {
     const fresh = this.freshOf(out);
     const joinerRows: RowSlots[] = live.map((_, j) => ({ kv: fresh, stride: N, row: j, start: 0, end: N, mask: packed.mask }));
     const current = this.cache;
-    if (current && moveIn(current, joinerRows, this.cacheGeometry())) this.joinsInPlace += joinerRows.length;
+    if (current && moveIn(current, this.rows.length, joinerRows, this.cacheGeometry())) this.joinsInPlace += joinerRows.length;
     else {
       this.cacheRebuilds++;
       const kept: RowSlots[] = current ? this.rows.map((_, b) => ({ kv: current.kv, stride: current.cap, row: b, start: 0, end: current.len, mask: current.mask })) : [];
@@ -362,7 +361,6 @@ export class Scheduler {
       if (c && b !== last) moveRow(c, last, b, this.cacheGeometry());
       this.rows[b] = this.rows[last]!;
       this.rows.pop();
-      if (c) c.rows = this.rows.length;
     }
     if (!this.rows.length) this.cache = null;
   }
@@ -427,7 +425,7 @@ export function assemble(rows: RowSlots[], geo: { kvHeads: number; headDim: numb
       }
     }
   });
-  return { cap, len, rowCap: R, rows: B, mask, kv };
+  return { cap, len, rowCap: R, mask, kv };
 }
 
 /** Slots of a row that some query may see: from its first unmasked slot to `end`. */
@@ -438,17 +436,17 @@ function visibleStart(r: RowSlots): number {
 }
 
 /**
- * Writes joiners into the free rows of `c` in place, right-aligned at `c.len`, when they fit: enough
+ * Writes joiners into the free rows of `c` (after its `used` rows) in place, right-aligned at `c.len`, when they fit: enough
  * free rows, histories no longer than `c.len`, and a spare slot for the next step. False when the
  * cache must be rebuilt instead (nothing is changed then).
  */
-export function moveIn(c: BatchCache, joiners: RowSlots[], geo: { kvHeads: number; headDim: number }): boolean {
-  if (c.rows + joiners.length > c.rowCap || c.len >= c.cap) return false;
+export function moveIn(c: BatchCache, used: number, joiners: RowSlots[], geo: { kvHeads: number; headDim: number }): boolean {
+  if (used + joiners.length > c.rowCap || c.len >= c.cap) return false;
   const from = joiners.map(visibleStart);
   if (joiners.some((r, i) => r.end - from[i]! > c.len)) return false;
   const { kvHeads: H, headDim: D } = geo;
   joiners.forEach((r, i) => {
-    const b = c.rows + i;
+    const b = used + i;
     const n = r.end - from[i]!;
     const shift = c.len - n;
     const maskRow = c.mask.subarray(b * c.cap, (b + 1) * c.cap);
@@ -464,7 +462,6 @@ export function moveIn(c: BatchCache, joiners: RowSlots[], geo: { kvHeads: numbe
       }
     }
   });
-  c.rows += joiners.length;
   return true;
 }
 

@@ -14,7 +14,7 @@ import {
 } from '../personalize/pdpo.ts';
 import { readTokenEmbedding, UserModel } from '../personalize/user-model.ts';
 import { barChartSvg, lineChartSvg } from './plot.ts';
-import { collectPairs, runSimInProcess, type SimProgress, type SimResult } from './sim.ts';
+import { collectPairs, mean, runSimInProcess, type SimProgress, type SimResult } from './sim.ts';
 import { runSimThroughServer, type ServerSimResult } from './sim-server.ts';
 import { parseProfiles, ProfileError, type UserProfile } from './users.ts';
 
@@ -235,10 +235,6 @@ async function simColdStart(argv: string[]): Promise<unknown> {
     const common = { config: cfg, model: modelDir, seed };
     if (!everyone) return { ...runs[0]!, ...common };
     // The mean over new users at each pair count: one user's curve is noisy with a few dozen held-out pairs.
-    const mean = (xs: (number | null)[]): number | null => {
-      const v = xs.filter((x): x is number => x !== null);
-      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
-    };
     const curve = steps.map((k, i) => ({
       pairs: k,
       heldout_accuracy: mean(runs.map((r) => r.curve[i]!.heldout_accuracy)),

@@ -19,7 +19,7 @@ import { CliError } from '../cli.ts';
 import { findVersion, followTrainingJob, ServerClient, ServerError, signInAdmin, TERMINAL_STATUSES, type TrainingJob } from '../retrain-cli.ts';
 import { samplePrompt } from './corpus.ts';
 import { Rng } from './rng.ts';
-import { SIM_MAX_NEW_TOKENS, SIM_SAMPLING, styleMatch, type SimResult, type SimUserResult } from './sim.ts';
+import { mean, pool, SIM_MAX_NEW_TOKENS, SIM_SAMPLING, styleMatch, type SimResult, type SimUserResult } from './sim.ts';
 import { SimulatedUser, type UserProfile } from './users.ts';
 
 export interface ServerSimOptions {
@@ -152,25 +152,6 @@ async function askCompare(socket: Socket, content: string, seed: number, log: (l
     }
   }, log);
 }
-
-/** Run `tasks` with at most `limit` in flight. */
-async function pool<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
-  const out: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      out[i] = await tasks[i]!();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  return out;
-}
-
-const mean = (xs: (number | null)[]): number | null => {
-  const v = xs.filter((x): x is number => x !== null);
-  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
-};
 
 export async function runSimThroughServer(o: ServerSimOptions): Promise<ServerSimResult> {
   const log = o.log ?? (() => {});

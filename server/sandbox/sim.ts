@@ -142,7 +142,8 @@ export interface SimResult {
   history?: { pdpo: unknown[]; dpo: unknown[] };
 }
 
-const mean = (xs: (number | null)[]): number | null => {
+/** The mean of the known values; null when there are none. */
+export const mean = (xs: (number | null)[]): number | null => {
   const v = xs.filter((x): x is number => x !== null);
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
 };

@@ -7,7 +7,6 @@ import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -20,7 +19,7 @@ import { inProcessRunner, PersonalizationService, type PersonalizationSettings }
 import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';
 import { attachRealtime } from '../../server/realtime/index.ts';
 import { createChat } from '../../server/services/index.ts';
-import { assertError, createTestServer, registerUser, type TestServer, type TestUser } from '../helpers/api-server.ts';
+import { assertError, closeServer, createTestServer, listenOnLoopback, registerUser, type TestServer, type TestUser } from '../helpers/api-server.ts';
 import { connectClient, connected, nextEvent } from '../helpers/realtime-server.ts';
 
 let modelDir: string;
@@ -90,13 +89,12 @@ describe('retraining over the admin API, in a worker thread', () => {
     const chat = createChat({ db: t.db, config: t.config, logger }, { engine, modelId: 'tiny', userModels: svc });
     server = http.createServer(t.app);
     attachRealtime(server, { config: t.config, services: t.services, chat, logger, personalization: svc });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    url = await listenOnLoopback(server);
   });
 
   after(async () => {
     await svc.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
     t.close();
   });
 

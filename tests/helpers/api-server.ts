@@ -1,5 +1,7 @@
 // An Attune app over a real SQLite file in a fresh temp dir, for supertest. Each test server has its
 // own database and its own rate-limit counters.
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,4 +107,14 @@ export function tableCounts(db: Db, where: Record<string, string> = {}): Record<
     out[name] = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${name}${clause ? ` WHERE ${clause}` : ''}`).get()!.n;
   }
   return out;
+}
+
+/** Listens on an ephemeral loopback port; resolves with the base URL. */
+export async function listenOnLoopback(server: http.Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+export function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
 }

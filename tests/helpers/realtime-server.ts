@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { io as connect, type Socket } from 'socket.io-client';
 import { Engine } from '../../server/lm/generate.ts';
@@ -12,7 +11,7 @@ import { writeRandomModel } from '../../server/lm/random-model.ts';
 import { attachRealtime } from '../../server/realtime/index.ts';
 import type { ChatEngine, ChatService, UserPrefixSource } from '../../server/services/chat.ts';
 import { createChat } from '../../server/services/index.ts';
-import { createTestServer, type TestServer, type TestServerOptions } from './api-server.ts';
+import { createTestServer, listenOnLoopback, type TestServer, type TestServerOptions } from './api-server.ts';
 
 export interface RealtimeTestServer extends TestServer {
   url: string;
@@ -38,8 +37,7 @@ export async function startRealtimeServer(engine: Engine, opts: TestServerOption
   const chat = createChat({ db: t.db, config: t.config, logger, now: opts.now }, chatDeps);
   const server = http.createServer(t.app);
   const io = attachRealtime(server, { config: t.config, services: t.services, chat, logger });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = await listenOnLoopback(server);
   return {
     ...t,
     url,

@@ -7,7 +7,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -15,7 +14,7 @@ import request from 'supertest';
 import { writeRandomModel } from '../../server/lm/random-model.ts';
 import { inProcessRunner, PersonalizationService } from '../../server/personalize/jobs.ts';
 import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';
-import { createTestServer, registerUser, type TestServer } from '../helpers/api-server.ts';
+import { closeServer, createTestServer, listenOnLoopback, registerUser, type TestServer } from '../helpers/api-server.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const CLI = [process.execPath, '--import', 'tsx', path.join(root, 'server/cli.ts')] as const;
@@ -211,13 +210,12 @@ describe('retrain against a real server', () => {
     svc.start();
     await t.services.auth.bootstrapAdmin();
     server = http.createServer(t.app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    url = await listenOnLoopback(server);
   });
 
   after(async () => {
     await svc.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
     t.close();
   });
 
