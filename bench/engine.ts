@@ -48,6 +48,8 @@ function flopsPerToken(rt: ModelRuntime, withLmHead: boolean): number {
   return 2 * params;
 }
 
+const DECODE_ROUNDS = 3;
+
 async function decodeTokensPerSecond(rt: ModelRuntime, dir: string, streams: number, newTokens: number, promptLen: number): Promise<number> {
   const tok = loadTokenizer(dir, { extraEosTokenIds: rt.config.eosTokenIds });
   const sched = new Scheduler(rt, tok, { maxBatch: streams });
@@ -122,9 +124,19 @@ export async function benchModel(name: string, dir: string, limits: { gflops: nu
   const prefill = await prefillTokensPerSecond(rt, prefillLen);
   const decode: Record<string, Figure> = {};
   const newTokens = quick ? 16 : 48;
-  for (const streams of [1, 8, 32]) {
-    progress(`${name}: decode at ${streams} stream(s)`);
-    const tps = await decodeTokensPerSecond(rt, dir, streams, newTokens, 16);
+  // Best of DECODE_ROUNDS rounds, the stream counts interleaved within each round: this shared
+  // machine's speed drifts by ±20% over minutes, and interleaving lets the drift hit every stream
+  // count alike instead of skewing the 32 ÷ 1 ratio. Prefill and scoring are best of 3 as well.
+  const best = new Map<number, number>();
+  const rounds = quick ? 1 : DECODE_ROUNDS;
+  for (let round = 1; round <= rounds; round++) {
+    for (const streams of [1, 8, 32]) {
+      progress(`${name}: decode at ${streams} stream(s), round ${round} of ${rounds}`);
+      const tps = await decodeTokensPerSecond(rt, dir, streams, newTokens, 16);
+      best.set(streams, Math.max(best.get(streams) ?? 0, tps));
+    }
+  }
+  for (const [streams, tps] of best) {
     // Each step reads every streamed weight once, whatever the batch: the bound scales with streams until compute binds.
     decode[`streams_${streams}`] = fig(tps, 'tokens/s', streams === 1 ? decodeBound : Math.min(streams * decodeBound, (limits.gflops * 1e9) / decodeFlops),
       streams === 1 ? 'limit: bandwidth / weight bytes read per step' : 'limit: min(streams × bandwidth bound, peak FLOP/s / FLOPs per token)');

@@ -39,6 +39,7 @@ export const IO = {
   newKey: (i: number) => `new_key.${i}`,
   newValue: (i: number) => `new_value.${i}`,
   logits: 'logits',
+  greedyIds: 'greedy_ids',
   logp: 'logp',
   gradPrefix: 'grad_prefix',
   loss: 'loss',
@@ -139,7 +140,7 @@ function trunk(g: Graph, cfg: ModelConfig, arch: Architecture, p: ParamSource, w
  * Serving graph: prefill and decode in one. Inputs: input_ids [B,S], prefix_embeds [B,P,H],
  * position_ids [B,N] for N = P+S new slots, attention_mask [B, Lpast+N], the past keys/values
  * [B, kvHeads, Lpast, hd] (read only: the caller owns the cache), logits_index [B,K]. Outputs: logits
- * at logits_index [B,K,V] and the new slots' keys and values, which the caller appends to its cache.
+ * at logits_index, flat [B·K, V], the greedy ids [B, K] and the new slots' keys and values, which the caller appends to its cache.
  */
 export function buildServeGraph(cfg: ModelConfig, params: (g: Graph) => ParamSource): Graph {
   const g = new Graph('serve');
@@ -158,8 +159,17 @@ export function buildServeGraph(cfg: ModelConfig, params: (g: Graph) => ParamSou
   const picked = g.emit('Gather', [t.hidden, rows], { axis: 0 }, [{ dtype: p.dtype, shape: ['B', 'K', cfg.hidden] }])[0]!;
   const flat = reshape(picked, [-1, cfg.hidden]);
   const logits2 = gemm(flat, arch.lmHeadWeight(cfg, p), { transB: true });
-  const outShape = g.noGrad(() => shapeTensor([dimOf(logitsIndex, 0), dimOf(logitsIndex, 1), [cfg.vocabSize]]));
-  g.output(reshapeDyn(logits2, outShape, ['B', 'K', cfg.vocabSize]), IO.logits);
+  // Flat [B·K, V], row b·K + k: the product's own buffer. A Reshape to [B, K, V] would copy it on
+  // every step (an output cannot alias an intermediate), even on steps that do not fetch it.
+  g.output(logits2, IO.logits);
+  // The greedy token of every picked position (first maximum on ties, as the sampler's argmax). A
+  // step whose rows are all greedy fetches these instead of the logits: copying [B, V] floats out of
+  // onnxruntime and scanning them in JavaScript costs more than the product that makes them.
+  g.noGrad(() => {
+    const best = g.emit('ArgMax', [logits2], { axis: 1, keepdims: 0, select_last_index: 0 }, [{ dtype: 'int64', shape: ['BK'] }])[0]!;
+    const idShape = shapeTensor([dimOf(logitsIndex, 0), dimOf(logitsIndex, 1)]);
+    g.output(reshapeDyn(best, idShape, ['B', 'K']), IO.greedyIds);
+  });
   t.fresh.forEach((kv, i) => {
     g.output(kv.k, IO.newKey(i));
     g.output(kv.v, IO.newValue(i));

@@ -120,6 +120,14 @@ export class Sampler {
   readonly params: Readonly<SamplingParams>;
   private readonly rng: RandomGenerator;
 
+  /**
+   * Plain greedy: the token is the first maximum of the raw logits, which the serving graph also
+   * returns (greedy_ids), so the caller may skip fetching the logits. No PRNG state is involved.
+   */
+  get isPlainGreedy(): boolean {
+    return this.params.temperature === 0 && this.params.repetitionPenalty === 1;
+  }
+
   // Scratch buffers, sized to the vocabulary on first use and reused for every token.
   private size = 0;
   private scores = new Float32Array(0);

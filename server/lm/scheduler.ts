@@ -241,7 +241,7 @@ export class Scheduler {
     const logitsIndex = new ort.Tensor('int64', BigInt64Array.from(packed.lastSlot.map(BigInt)), [live.length, 1]);
     let out: ort.InferenceSession.ReturnType;
     try {
-      out = await rt.serve.run({ ...packed.feeds, ...rt.emptyPast(live.length), [IO.logitsIndex]: logitsIndex });
+      out = await rt.serve.run({ ...packed.feeds, ...rt.emptyPast(live.length), [IO.logitsIndex]: logitsIndex }, this.fetchesFor(live));
     } catch (e) {
       // The joiners are in neither the queue nor the batch yet: fail them here or they wait forever.
       for (const s of live) s.stream.error(e);
@@ -259,7 +259,7 @@ export class Scheduler {
     }
     this.rows.push(...live);
     this.steps++;
-    this.consumeLogits(out[IO.logits]!.data as Float32Array, live);
+    this.consumeLogits(out, live);
   }
 
   private rowCapacityFor(rows: number): number {
@@ -305,22 +305,27 @@ export class Scheduler {
       feeds[IO.pastValue(i)] = new ort.Tensor('float32', c.kv[2 * i + 1]!.subarray(0, used), [B, kvHeads, c.cap, headDim]);
     }
     const rows = this.rows.slice();
-    const out = await rt.serve.run(feeds);
+    const out = await rt.serve.run(feeds, this.fetchesFor(rows));
     // Append the new slot of every row.
     const fresh = this.freshOf(out);
-    fresh.forEach((src, j) => {
-      const dst = c.kv[j]!;
-      for (let r = 0; r < B * kvHeads; r++) dst.set(src.subarray(r * headDim, (r + 1) * headDim), (r * c.cap + c.len) * headDim);
-    });
+    for (let j = 0; j < fresh.length; j++) appendSlot(c.kv[j]!, fresh[j]!, B * kvHeads, c.cap, c.len, headDim);
     for (let b = 0; b < B; b++) c.mask[b * c.cap + c.len] = 1n;
     c.len++;
     this.steps++;
-    this.consumeLogits(out[IO.logits]!.data as Float32Array, rows);
+    this.consumeLogits(out, rows);
   }
 
-  /** Sample the next token of each row from logits [B, V] and stream its text. */
-  private consumeLogits(logits: Float32Array, rows: Sequence[]): void {
+  /** The outputs a step needs: the logits only when some row samples from them. */
+  private fetchesFor(rows: readonly Sequence[]): string[] {
+    const names = this.runtime.serve.outputNames;
+    return rows.every((s) => s.sampler.isPlainGreedy) ? names.filter((n) => n !== IO.logits) : [...names];
+  }
+
+  /** Pick the next token of each row (from the graph's greedy ids, or by sampling its logits [B, V]) and stream its text. */
+  private consumeLogits(out: ort.InferenceSession.ReturnType, rows: Sequence[]): void {
     const V = this.runtime.config.vocabSize;
+    const logits = out[IO.logits]?.data as Float32Array | undefined;
+    const greedy = out[IO.greedyIds]!.data as BigInt64Array;
     const eos = new Set(this.tokenizer.eosTokenIds);
     rows.forEach((s, b) => {
       if (s.done) return;
@@ -328,7 +333,7 @@ export class Scheduler {
         s.done = 'abort';
         return;
       }
-      const id = s.sampler.next(logits.subarray(b * V, (b + 1) * V), s.history);
+      const id = logits ? s.sampler.next(logits.subarray(b * V, (b + 1) * V), s.history) : Number(greedy[b]);
       s.firstTokenAt ??= performance.now();
       this.generatedTokens++;
       if (eos.has(id) && !s.req.ignoreEos) {
@@ -386,6 +391,17 @@ export class Scheduler {
 }
 
 // ---------------------------------------------------------------- cache surgery
+
+/**
+ * Writes one new slot per (row, head): `src` is [rowsHeads, D], `dst` is [rowsHeads, cap, D] and the
+ * slot is `slot`. A plain loop: a subarray view per head costs more than the 64 floats it copies.
+ */
+function appendSlot(dst: Float32Array, src: Float32Array, rowsHeads: number, cap: number, slot: number, D: number): void {
+  for (let r = 0, i = 0; r < rowsHeads; r++) {
+    let o = (r * cap + slot) * D;
+    for (let d = 0; d < D; d++) dst[o++] = src[i++]!;
+  }
+}
 
 /** Slots [start, end) of one row of a [B, kvHeads, stride, hd] cache (per layer K, V) and its mask. */
 interface RowSlots {

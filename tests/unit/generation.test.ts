@@ -98,6 +98,35 @@ test('many staggered requests: joiners move into free rows, leavers are swapped 
   assert.equal(after.active, 0);
 });
 
+test('the graph\'s greedy ids are the first maximum of its logits, and greedy rows give the same tokens whether or not a step fetches logits', async () => {
+  const rt = engine.runtime;
+  const V = rt.config.vocabSize;
+  // One run, both outputs: greedy_ids equals the argmax of the logits row by row.
+  const ids = [[5, 17, 3, 200], [9, 9], [301, 2, 77]];
+  const { packRows } = await import('../../server/lm/runtime.ts');
+  const { IO } = await import('../../server/lm/model.ts');
+  const ort = await import('onnxruntime-node');
+  const packed = packRows(ids.map((r) => ({ prefix: null, ids: r })), rt.config.hidden, null, 0);
+  const out = await rt.serve.run({
+    ...packed.feeds, ...rt.emptyPast(ids.length),
+    [IO.logitsIndex]: new ort.Tensor('int64', BigInt64Array.from(packed.lastSlot.map(BigInt)), [ids.length, 1]),
+  });
+  const logits = out[IO.logits]!.data as Float32Array;
+  const got = [...(out[IO.greedyIds]!.data as BigInt64Array)].map(Number);
+  const want = ids.map((_, b) => {
+    const row = logits.subarray(b * V, (b + 1) * V);
+    return row.indexOf(Math.max(...row));
+  });
+  assert.deepEqual(got, want);
+  // A greedy request alone (steps fetch greedy ids only) and beside a sampled one (steps fetch logits).
+  const req = { prompt: 'tides and moons', prefix: null, maxNewTokens: 16, ignoreEos: true };
+  const alone = await engine.generateText({ ...req, sampling: greedy });
+  const sampled = engine.generate({ prompt: 'bread', sampling: { temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1, seed: 7 }, maxNewTokens: 24, ignoreEos: true });
+  const mixed = engine.generate({ ...req, sampling: greedy });
+  const [m] = await Promise.all([mixed.result, sampled.result]);
+  assert.deepEqual(m.tokenIds, alone.tokenIds);
+});
+
 test('streamed deltas add up to the final text and never split a character', async () => {
   const stream = engine.generate({ prompt: '🙂🙂', sampling: { ...greedy, temperature: 1, seed: 5 }, maxNewTokens: 40, ignoreEos: true });
   const deltas: string[] = [];
