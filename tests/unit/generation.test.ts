@@ -188,3 +188,25 @@ test('a request submitted the moment another finishes is still served', async ()
     assert.equal(r.tokenIds.length, 2);
   }
 });
+
+test('the KV buffer pool hands back a released buffer of the same size class, and keeps no more than its budget', async () => {
+  const { KvBufferPool } = await import('../../server/lm/scheduler.ts');
+  for (const n of [1, 1024, 1025, 2896, 2897, 4096, 100_000, 1_179_648, 1_966_080]) {
+    const c = KvBufferPool.classOf(n);
+    assert.ok(c >= n && c <= Math.max(1024, Math.ceil(n * Math.SQRT2)), `class ${c} of ${n}`);
+    assert.equal(KvBufferPool.classOf(c), c, `class of class ${c}`);
+  }
+  const pool = new KvBufferPool(3 * 4 * 2048);
+  const a = pool.take(2000);
+  assert.equal(a.length, 2048);
+  a[7] = 42;
+  pool.give([a]);
+  assert.equal(pool.pooledBytes, 4 * 2048);
+  const b = pool.take(1800); // same class: the very buffer, stale values and all
+  assert.equal(b, a);
+  assert.equal(b[7], 42);
+  assert.equal(pool.pooledBytes, 0);
+  assert.notEqual(pool.take(3000), a, 'another class is a new buffer');
+  pool.give([pool.take(2048), pool.take(2048), pool.take(2048), pool.take(2048)]);
+  assert.equal(pool.pooledBytes, 3 * 4 * 2048, 'the fourth buffer is over budget and left to the GC');
+});
