@@ -204,8 +204,9 @@ async function simRun(argv: string[], env: Readonly<Record<string, string | unde
 async function simColdStart(argv: string[]): Promise<unknown> {
   const f = parse(argv, {
     profiles: { type: 'string' }, seed: { type: 'string' }, model: { type: 'string' }, user: { type: 'string' },
-    'heldout-pairs': { type: 'string' }, 'others-pairs': { type: 'string' }, steps: { type: 'string' }, ...CONFIG_FLAGS,
+    'heldout-pairs': { type: 'string' }, 'others-pairs': { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, ...CONFIG_FLAGS,
   });
+  const out = typeof f.out === 'string' && f.out !== '' ? f.out : null;
   const profiles = readProfilesFlag(required(f, 'profiles'));
   const seed = numberFlag(f, 'seed', z.number().int().min(0).max(0xffff_ffff));
   if (seed === undefined) throw new CliError('--seed is required');
@@ -233,7 +234,10 @@ async function simColdStart(argv: string[]): Promise<unknown> {
       runs.push(await coldStartCurve(engine, embedding, newUser, profiles.filter((p) => p !== newUser), { steps, heldoutPairs, othersPairs, seed, cfg, bars }));
     }
     const common = { config: cfg, model: modelDir, seed };
-    if (!everyone) return { ...runs[0]!, ...common };
+    if (!everyone) {
+      const figures = out ? [writeColdStartFigure(out, runs, null)] : undefined;
+      return { ...runs[0]!, ...common, ...(figures ? { figures } : {}) };
+    }
     // The mean over new users at each pair count: one user's curve is noisy with a few dozen held-out pairs.
     const curve = steps.map((k, i) => ({
       pairs: k,
@@ -241,11 +245,27 @@ async function simColdStart(argv: string[]): Promise<unknown> {
       generic_accuracy: mean(runs.map((r) => r.curve[i]!.generic_accuracy)),
       train_seconds: runs.reduce((a, r) => a + r.curve[i]!.train_seconds, 0),
     }));
-    return { curve, users: runs, ...common };
+    const figures = out ? [writeColdStartFigure(out, runs, curve)] : undefined;
+    return { curve, users: runs, ...common, ...(figures ? { figures } : {}) };
   } finally {
     bars.stop();
     await engine.close();
   }
+}
+
+/** cold-start.svg: held-out accuracy over the new user's pair counts, per user, their mean, and e₀'s. */
+function writeColdStartFigure(dir: string, runs: ColdStartRun[], mean: ColdStartRun['curve'] | null): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const points = (c: ColdStartRun['curve'], key: 'heldout_accuracy' | 'generic_accuracy'): [number, number][] =>
+    c.filter((p) => p[key] !== null).map((p) => [p.pairs, p[key]!]);
+  const series = [
+    ...(mean ? [{ name: 'mean e_i', points: points(mean, 'heldout_accuracy') }, { name: 'mean e_0', points: points(mean, 'generic_accuracy') }] : []),
+    ...runs.map((r) => ({ name: `${r.user} e_i`, points: points(r.curve, 'heldout_accuracy') })),
+    ...(mean ? [] : runs.map((r) => ({ name: `${r.user} e_0`, points: points(r.curve, 'generic_accuracy') }))),
+  ];
+  const file = path.join(dir, 'cold-start.svg');
+  fs.writeFileSync(file, lineChartSvg({ title: 'Cold start: a new user\'s held-out accuracy after k of their pairs', xLabel: 'pairs from the new user', yLabel: 'held-out reward accuracy', series }));
+  return file;
 }
 
 interface ColdStartRun {

@@ -178,10 +178,16 @@ describe('sim cold-start in-process on a tiny model', () => {
   });
 
   test('--user all: every profile in turn is the new user, and the curve is their mean', () => {
-    const r = cli('sim', 'cold-start', '--profiles', opposite, '--seed', '2', '--model', model, '--user', 'all', '--steps', '2', '--heldout-pairs', '4', '--others-pairs', '4', '--epochs', '1');
+    const figDir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-cold-'));
+    const r = cli('sim', 'cold-start', '--profiles', opposite, '--seed', '2', '--model', model, '--user', 'all', '--steps', '2,3', '--heldout-pairs', '4', '--others-pairs', '4', '--epochs', '1', '--out', figDir);
     assert.equal(r.status, 0, r.stderr);
     type Curve = { pairs: number; heldout_accuracy: number | null }[];
-    const j = JSON.parse(r.stdout) as { curve: Curve; users: { user: string; curve: Curve }[] };
+    const j = JSON.parse(r.stdout) as { curve: Curve; users: { user: string; curve: Curve }[]; figures: string[] };
+    // The chart: one line per user plus the mean and e₀'s mean, each through every pair count.
+    assert.deepEqual(j.figures, [path.join(figDir, 'cold-start.svg')]);
+    const svg = fs.readFileSync(j.figures[0]!, 'utf8');
+    assert.equal((svg.match(/<polyline/g) ?? []).length, j.users.length + 2, svg.slice(0, 200));
+    fs.rmSync(figDir, { recursive: true, force: true });
     const names = JSON.parse(fs.readFileSync(opposite, 'utf8')).map((p: { name: string }) => p.name);
     assert.deepEqual(j.users.map((u) => u.user), names);
     const each = j.users.map((u) => u.curve[0]!.heldout_accuracy!);
