@@ -414,8 +414,10 @@ export class Scheduler {
  * a fresh page is a page fault, and on this kind of virtual machine a fault costs ~8 µs per 4 KB
  * page: first-touching a 32-row cache of GPT-2-small (~190 MB) costs ~0.4 s, spread over the decode
  * steps that append into it. A reused buffer is already mapped. Sizes are rounded up to classes
- * √2 apart so a cache that grows by a chunk usually finds its buffers here. A reused buffer holds
- * stale, finite values; every slot a step can see is written first or masked out.
+ * √2 apart so a cache that grows by a chunk usually finds its buffers here. A reused buffer is
+ * zeroed, as a fresh one is: masked slots are still read (a stale NaN would survive the additive
+ * mask), and one user's keys and values have no business lingering in another's rows. Zeroing a
+ * mapped buffer is a memset, far cheaper than faulting its pages in.
  */
 export class KvBufferPool {
   private readonly free = new Map<number, Float32Array[]>();
@@ -438,7 +440,7 @@ export class KvBufferPool {
     const hit = this.free.get(size)?.pop();
     if (hit) {
       this.bytes -= hit.byteLength;
-      return hit;
+      return hit.fill(0, 0, n);
     }
     return new Float32Array(size);
   }

@@ -189,7 +189,7 @@ test('a request submitted the moment another finishes is still served', async ()
   }
 });
 
-test('the KV buffer pool hands back a released buffer of the same size class, and keeps no more than its budget', async () => {
+test('the KV buffer pool hands back a released buffer of the same size class, zeroed, and keeps no more than its budget', async () => {
   const { KvBufferPool } = await import('../../server/lm/scheduler.ts');
   for (const n of [1, 1024, 1025, 2896, 2897, 4096, 100_000, 1_179_648, 1_966_080]) {
     const c = KvBufferPool.classOf(n);
@@ -202,9 +202,9 @@ test('the KV buffer pool hands back a released buffer of the same size class, an
   a[7] = 42;
   pool.give([a]);
   assert.equal(pool.pooledBytes, 4 * 2048);
-  const b = pool.take(1800); // same class: the very buffer, stale values and all
+  const b = pool.take(1800); // same class: the very buffer, zeroed like a fresh one
   assert.equal(b, a);
-  assert.equal(b[7], 42);
+  assert.equal(b[7], 0);
   assert.equal(pool.pooledBytes, 0);
   assert.notEqual(pool.take(3000), a, 'another class is a new buffer');
   pool.give([pool.take(2048), pool.take(2048), pool.take(2048), pool.take(2048)]);
