@@ -228,7 +228,7 @@ export class Sampler {
     if (V === 0) throw new LmError('bad_argument', 'Sampler.next: logits are empty');
     const { temperature, topK, topP, repetitionPenalty } = this.params;
     // Plain greedy needs no scratch copy: the hot path of every greedy decode step.
-    if (temperature === 0 && repetitionPenalty === 1) return argmax(logits, V);
+    if (this.isPlainGreedy) return argmax(logits, V);
     this.ensureCapacity(V);
     const s = this.scores;
     s.set(logits);

@@ -149,12 +149,16 @@ export class Scheduler {
   private generatedTokens = 0;
   private cacheRebuilds = 0;
   private joinsInPlace = 0;
+  /** Every serving output but the logits: what an all-greedy step fetches. */
+  private readonly greedyFetches: readonly string[];
 
   constructor(
     readonly runtime: ModelRuntime,
     readonly tokenizer: ChatTokenizer,
     readonly opts: { maxBatch: number } = { maxBatch: 32 },
-  ) {}
+  ) {
+    this.greedyFetches = runtime.serve.outputNames.filter((n) => n !== IO.logits);
+  }
 
   stats(): SchedulerStats {
     return {
@@ -227,7 +231,7 @@ export class Scheduler {
       } catch (e) {
         for (const s of this.rows) s.stream.error(e);
         this.rows = [];
-        this.dropCache();
+        this.replaceCache(null);
       }
     }
   }
@@ -255,8 +259,7 @@ export class Scheduler {
     else {
       this.cacheRebuilds++;
       const kept: RowSlots[] = current ? this.rows.map((_, b) => ({ kv: current.kv, stride: current.cap, row: b, start: 0, end: current.len, mask: current.mask })) : [];
-      this.cache = assemble([...kept, ...joinerRows], this.cacheGeometry(), this.rowCapacityFor(kept.length + joinerRows.length), this.spareSlotsFor([...this.rows, ...live]));
-      if (current) kvBuffers.give(current.kv);
+      this.replaceCache(assemble([...kept, ...joinerRows], this.cacheGeometry(), this.rowCapacityFor(kept.length + joinerRows.length), this.spareSlotsFor([...this.rows, ...live])));
     }
     this.rows.push(...live);
     this.steps++;
@@ -273,9 +276,10 @@ export class Scheduler {
     return Math.min(CACHE_CHUNK, most);
   }
 
-  private dropCache(): void {
+  /** The only way the batch cache changes hands: the buffers of the one it replaces go back to the pool. */
+  private replaceCache(next: BatchCache | null): void {
     if (this.cache) kvBuffers.give(this.cache.kv);
-    this.cache = null;
+    this.cache = next;
   }
 
   private rowCapacityFor(rows: number): number {
@@ -298,8 +302,7 @@ export class Scheduler {
     if (this.cache!.len === this.cache!.cap) {
       const c = this.cache!;
       this.cacheRebuilds++;
-      this.cache = assemble(this.rows.map((_, b) => ({ kv: c.kv, stride: c.cap, row: b, start: 0, end: c.len, mask: c.mask })), this.cacheGeometry(), c.rowCap, this.spareSlotsFor(this.rows));
-      kvBuffers.give(c.kv);
+      this.replaceCache(assemble(this.rows.map((_, b) => ({ kv: c.kv, stride: c.cap, row: b, start: 0, end: c.len, mask: c.mask })), this.cacheGeometry(), c.rowCap, this.spareSlotsFor(this.rows)));
     }
     const c = this.cache!;
     const { kvHeads, headDim } = this.cacheGeometry();
@@ -333,9 +336,8 @@ export class Scheduler {
   }
 
   /** The outputs a step needs: the logits only when some row samples from them. */
-  private fetchesFor(rows: readonly Sequence[]): string[] {
-    const names = this.runtime.serve.outputNames;
-    return rows.every((s) => s.sampler.isPlainGreedy) ? names.filter((n) => n !== IO.logits) : [...names];
+  private fetchesFor(rows: readonly Sequence[]): readonly string[] {
+    return rows.every((s) => s.sampler.isPlainGreedy) ? this.greedyFetches : this.runtime.serve.outputNames;
   }
 
   /** Pick the next token of each row (from the graph's greedy ids, or by sampling its logits [B, V]) and stream its text. */
@@ -384,7 +386,7 @@ export class Scheduler {
       this.rows[b] = this.rows[last]!;
       this.rows.pop();
     }
-    if (!this.rows.length) this.dropCache();
+    if (!this.rows.length) this.replaceCache(null);
   }
 
   private finish(s: Sequence, reason: FinishReason): void {

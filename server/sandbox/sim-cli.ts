@@ -234,10 +234,8 @@ async function simColdStart(argv: string[]): Promise<unknown> {
       runs.push(await coldStartCurve(engine, embedding, newUser, profiles.filter((p) => p !== newUser), { steps, heldoutPairs, othersPairs, seed, cfg, bars }));
     }
     const common = { config: cfg, model: modelDir, seed };
-    if (!everyone) {
-      const figures = out ? [writeColdStartFigure(out, runs, null)] : undefined;
-      return { ...runs[0]!, ...common, ...(figures ? { figures } : {}) };
-    }
+    const figures = (mean: ColdStartRun['curve'] | null) => (out ? { figures: [writeColdStartFigure(out, runs, mean)] } : {});
+    if (!everyone) return { ...runs[0]!, ...common, ...figures(null) };
     // The mean over new users at each pair count: one user's curve is noisy with a few dozen held-out pairs.
     const curve = steps.map((k, i) => ({
       pairs: k,
@@ -245,8 +243,7 @@ async function simColdStart(argv: string[]): Promise<unknown> {
       generic_accuracy: mean(runs.map((r) => r.curve[i]!.generic_accuracy)),
       train_seconds: runs.reduce((a, r) => a + r.curve[i]!.train_seconds, 0),
     }));
-    const figures = out ? [writeColdStartFigure(out, runs, curve)] : undefined;
-    return { curve, users: runs, ...common, ...(figures ? { figures } : {}) };
+    return { curve, users: runs, ...common, ...figures(curve) };
   } finally {
     bars.stop();
     await engine.close();

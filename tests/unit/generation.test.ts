@@ -9,7 +9,10 @@ import { writeRandomModel } from '../../server/lm/random-model.ts';
 import { Engine } from '../../server/lm/generate.ts';
 import type { SamplingParams } from '../../server/lm/sampling.ts';
 import { isLmError } from '../../server/lm/errors.ts';
-import type { GenerationResult } from '../../server/lm/scheduler.ts';
+import * as ort from 'onnxruntime-node';
+import { IO } from '../../server/lm/model.ts';
+import { packRows } from '../../server/lm/runtime.ts';
+import { type GenerationResult, KvBufferPool } from '../../server/lm/scheduler.ts';
 
 let dir = '';
 let engine: Engine;
@@ -103,9 +106,6 @@ test('the graph\'s greedy ids are the first maximum of its logits, and greedy ro
   const V = rt.config.vocabSize;
   // One run, both outputs: greedy_ids equals the argmax of the logits row by row.
   const ids = [[5, 17, 3, 200], [9, 9], [301, 2, 77]];
-  const { packRows } = await import('../../server/lm/runtime.ts');
-  const { IO } = await import('../../server/lm/model.ts');
-  const ort = await import('onnxruntime-node');
   const packed = packRows(ids.map((r) => ({ prefix: null, ids: r })), rt.config.hidden, null, 0);
   const out = await rt.serve.run({
     ...packed.feeds, ...rt.emptyPast(ids.length),
@@ -190,7 +190,6 @@ test('a request submitted the moment another finishes is still served', async ()
 });
 
 test('the KV buffer pool hands back a released buffer of the same size class, zeroed, and keeps no more than its budget', async () => {
-  const { KvBufferPool } = await import('../../server/lm/scheduler.ts');
   for (const n of [1, 1024, 1025, 2896, 2897, 4096, 100_000, 1_179_648, 1_966_080]) {
     const c = KvBufferPool.classOf(n);
     assert.ok(c >= n && c <= Math.max(1024, Math.ceil(n * Math.SQRT2)), `class ${c} of ${n}`);
