@@ -100,6 +100,21 @@ async function loadModel(dir: string): Promise<{ engine: Engine; embedding: Floa
 
 const fmt = (x: number | null | undefined, digits = 3): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
 
+/**
+ * --out DIR, made (and checked writable) before any work starts: a run takes minutes to an hour, and
+ * a directory it cannot write would otherwise fail it at the end and lose the printed result.
+ */
+function outDirFlag(f: Flags): string | null {
+  if (typeof f.out !== 'string' || f.out === '') return null;
+  try {
+    fs.mkdirSync(f.out, { recursive: true });
+    fs.accessSync(f.out, fs.constants.W_OK);
+  } catch (e) {
+    throw new CliError(`--out ${f.out}: cannot write figures there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return f.out;
+}
+
 /** Progress callbacks of runSimInProcess feeding the bars. */
 function simBars(bars: PhaseBars) {
   return {
@@ -151,7 +166,7 @@ async function simRun(argv: string[], env: Readonly<Record<string, string | unde
   if (seed === undefined) throw new CliError('--seed is required');
   const evalPrompts = numberFlag(f, 'eval-prompts', z.number().int().min(1).max(10_000)) ?? 48;
   const concurrency = numberFlag(f, 'concurrency', z.number().int().min(1).max(64));
-  const out = typeof f.out === 'string' && f.out !== '' ? f.out : null;
+  const out = outDirFlag(f);
   const bars = new PhaseBars();
 
   if (typeof f.server === 'string') {
@@ -206,7 +221,7 @@ async function simColdStart(argv: string[]): Promise<unknown> {
     profiles: { type: 'string' }, seed: { type: 'string' }, model: { type: 'string' }, user: { type: 'string' },
     'heldout-pairs': { type: 'string' }, 'others-pairs': { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, ...CONFIG_FLAGS,
   });
-  const out = typeof f.out === 'string' && f.out !== '' ? f.out : null;
+  const out = outDirFlag(f);
   const profiles = readProfilesFlag(required(f, 'profiles'));
   const seed = numberFlag(f, 'seed', z.number().int().min(0).max(0xffff_ffff));
   if (seed === undefined) throw new CliError('--seed is required');

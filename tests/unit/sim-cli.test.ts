@@ -85,6 +85,11 @@ describe('sim: argument errors exit 2 naming the argument', () => {
     assertUsageError(cli('sim', 'cold-start', '--profiles', opposite), '--seed');
     assertUsageError(cli('sim', 'cold-start', '--profiles', opposite, '--seed', '1', '--user', 'nobody'), '--user');
     assertUsageError(cli('sim', 'cold-start', '--profiles', opposite, '--seed', '1', '--steps', '10,x'), '--steps');
+    // An unwritable figures directory is refused before the run, not after it.
+    const notADir = path.join(dir, 'a-file');
+    fs.writeFileSync(notADir, 'x');
+    assertUsageError(cli('sim', 'cold-start', '--profiles', opposite, '--seed', '1', '--out', path.join(notADir, 'figs')), '--out');
+    assertUsageError(cli('sim', 'run', '--profiles', opposite, '--pairs-per-user', '4', '--seed', '1', '--out', path.join(notADir, 'figs')), '--out');
   });
 
   test('--server mode: the URL, the credentials and flags that only make sense in-process', () => {
