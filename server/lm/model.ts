@@ -131,7 +131,7 @@ function trunk(g: Graph, cfg: ModelConfig, arch: Architecture, p: ParamSource, w
   const dims: Dims = g.noGrad(() => ({ B: dimOf(positionIds, 0), N: dimOf(positionIds, 1) }));
   let embeds = concat([prefix, arch.embedTokens(p, ids)], 1); // [B, N, H]
   if (arch.addPositions) embeds = arch.addPositions(p, embeds, positionIds);
-  const bias = attentionBias(attentionMask, dims, p.dtype);
+  const bias = attentionBias(attentionMask, dims, p.dtype, cfg.heads / cfg.kvHeads);
   const out = arch.decoder(cfg, p, { embeds: reshape(embeds, [-1, cfg.hidden]), positionIds, bias, past, dims });
   return { hidden: out.hidden, fresh: out.fresh, dims, ids, prefix };
 }

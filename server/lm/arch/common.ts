@@ -34,7 +34,7 @@ export interface DecoderInputs {
   embeds: Tensor;
   /** [B, N] int64 position of every slot. */
   positionIds: Tensor;
-  /** [B, 1, 1, N, L] additive mask (0 or a large negative number). */
+  /** [B, 1, group·N, L] additive mask (0 or a large negative number); see attentionBias. */
   bias: Tensor;
   /** Past keys and values per layer, [B, kvHeads, Lpast, headDim]; absent when there is no cache. */
   past: KvPair[] | null;
@@ -62,9 +62,13 @@ export interface AttentionShape {
 
 /**
  * Scaled dot-product attention over flattened projections q [T, heads·hd], k and v [T, kvHeads·hd].
- * Query heads are grouped per KV head as a 5-D tensor [B, kvHeads, group, N, hd] so grouped-query
- * attention broadcasts instead of copying keys (HF's repeat_kv gives the same result).
+ * Query heads are grouped per KV head as [B, kvHeads, group, N, hd] (the layout `rotate` sees) and
+ * then stacked as the rows of one product per KV head, [B, kvHeads, group·N, hd]: grouped-query
+ * attention then shares each key and value without copying them (HF's repeat_kv gives the same
+ * result), and every product is a plain 4-D batched matmul. Against broadcasting over a group axis,
+ * that is `group` times fewer and larger products, and faster in onnxruntime even at group 1.
  * `rotate` applies position information to q [B,kv,g,N,hd] and k [B,kv,N,hd] (RoPE), or nothing.
+ * `bias` is [B, 1, group·N, L], rows in the same order (see attentionBias).
  *
  * With a cache, the past keys and values are only read: scores against the past and against the new
  * slots are computed apart and joined, so the cache is never concatenated (a full copy per layer and
@@ -84,30 +88,32 @@ export function attention(
   let k = transpose(reshapeDyn(k2, k4shape!, ['B', 'N', s.kvHeads, s.headDim]), [0, 2, 1, 3]);
   const v = transpose(reshapeDyn(v2, k4shape!, ['B', 'N', s.kvHeads, s.headDim]), [0, 2, 1, 3]);
   if (rotate) [q, k] = rotate(q, k);
-  const qs = mul(q, 1 / Math.sqrt(s.headDim));
-  const scoresNew = matmul(qs, transposeLast2(unsqueeze(k, [2]))); // [B, kv, g, N, N]
+  const qs = reshape(mul(q, 1 / Math.sqrt(s.headDim)), [0, 0, -1, s.headDim]); // [B, kv, g·N, hd]
+  const scoresNew = matmul(qs, transposeLast2(k)); // [B, kv, g·N, N]
   let ctx: Tensor;
   if (past) {
-    const scoresPast = matmul(qs, transposeLast2(unsqueeze(past.k, [2]))); // [B, kv, g, N, Lpast]
+    const scoresPast = matmul(qs, transposeLast2(past.k)); // [B, kv, g·N, Lpast]
     const probs = softmax(add(concat([scoresPast, scoresNew], -1), bias), -1);
     const lpast = g.noGrad(() => dimOf(past.k, 2));
     const total = g.noGrad(() => dimOf(probs, -1));
     const pPast = slice(probs, -1, 0, lpast, 'Lpast');
     const pNew = slice(probs, -1, lpast, total, 'N');
-    ctx = add(matmul(pPast, unsqueeze(past.v, [2])), matmul(pNew, unsqueeze(v, [2])));
+    ctx = add(matmul(pPast, past.v), matmul(pNew, v));
   } else {
-    ctx = matmul(softmax(add(scoresNew, bias), -1), unsqueeze(v, [2])); // [B, kv, g, N, hd]
+    ctx = matmul(softmax(add(scoresNew, bias), -1), v); // [B, kv, g·N, hd]
   }
-  const out = reshape(transpose(ctx, [0, 3, 1, 2, 4]), [-1, s.heads * s.headDim]);
+  const ctx5 = reshape(ctx, [0, 0, group, -1, s.headDim]); // [B, kv, g, N, hd]
+  const out = reshape(transpose(ctx5, [0, 3, 1, 2, 4]), [-1, s.heads * s.headDim]);
   return { out, fresh: { k, v } };
 }
 
 /**
  * The additive mask for N new slots against L = Lpast + N keys: slot j may see key k when k ≤ Lpast + j
  * (causal by slot order) and attention_mask[b, k] = 1. Masked scores get -1e9 rather than -inf so a
- * padding row that sees nothing stays finite.
+ * padding row that sees nothing stays finite. Shaped [B, 1, group·N, L] for attention's stacked query
+ * heads: the N slot rows repeat once per query head of a KV head.
  */
-export function attentionBias(attentionMask: Tensor, dims: Dims, dtype: DType): Tensor {
+export function attentionBias(attentionMask: Tensor, dims: Dims, dtype: DType, group: number): Tensor {
   const g = attentionMask.g;
   return g.noGrad(() => {
     const L = toScalar(dimOf(attentionMask, 1));
@@ -115,11 +121,12 @@ export function attentionBias(attentionMask: Tensor, dims: Dims, dtype: DType): 
     const lpast = g.emit('Sub', [L, N], {}, [{ dtype: 'int64', shape: [] }])[0]!;
     const zero = g.scalar(0, 'int64');
     const keys = range(zero, L, 'L');
-    const queries = range(lpast, L, 'N');
-    const causal = compare('LessOrEqual', unsqueeze(keys, [0]), unsqueeze(queries, [1])); // [N, L]
+    const slots = range(lpast, L, 'N');
+    const queries = group > 1 ? concat(Array.from({ length: group }, () => slots), 0) : slots; // [group·N]
+    const causal = compare('LessOrEqual', unsqueeze(keys, [0]), unsqueeze(queries, [1])); // [group·N, L]
     const valid = compare('Equal', unsqueeze(attentionMask, [1]), g.scalar(1, 'int64')); // [B, 1, L]
-    const allowed = logical('And', unsqueeze(causal, [0]), valid); // [B, N, L]
-    return unsqueeze(where(allowed, g.scalar(0, dtype), g.scalar(-1e9, dtype)), [1, 2]);
+    const allowed = logical('And', unsqueeze(causal, [0]), valid); // [B, group·N, L]
+    return unsqueeze(where(allowed, g.scalar(0, dtype), g.scalar(-1e9, dtype)), [1]);
   });
 }
 
