@@ -265,9 +265,8 @@ async function simColdStart(argv: string[]): Promise<unknown> {
   }
 }
 
-/** cold-start.svg: held-out accuracy over the new user's pair counts, per user, their mean, and e₀'s. */
+/** cold-start.svg: held-out accuracy over the new user's pair counts, per user, their mean, and e₀'s. `dir` exists (outDirFlag made it). */
 function writeColdStartFigure(dir: string, runs: ColdStartRun[], mean: ColdStartRun['curve'] | null): string {
-  fs.mkdirSync(dir, { recursive: true });
   const points = (c: ColdStartRun['curve'], key: 'heldout_accuracy' | 'generic_accuracy'): [number, number][] =>
     c.filter((p) => p[key] !== null).map((p) => [p.pairs, p[key]!]);
   const series = [
