@@ -22,5 +22,11 @@ export class LmError extends Error {
   }
 }
 
+// Reasons carried in `details.reason` of a 'bad_argument', for callers that answer each differently.
+/** The prompt (prefix + tokens) is longer than the model's context. */
+export const CONTEXT_LENGTH_EXCEEDED = 'context_length_exceeded';
+/** The engine is closing and takes no new work. */
+export const ENGINE_CLOSED = 'engine_closed';
+
 export const isLmError = (e: unknown, code?: string): e is LmError =>
   e instanceof LmError && (code === undefined || e.code === code);

@@ -1,6 +1,8 @@
 // The engine: a model runtime, its tokenizer and the continuous-batching scheduler, behind one
 // `generate` call that takes text or chat messages and streams text deltas.
+import path from 'node:path';
 import { LmError } from './errors.ts';
+import { type ModelConfig, loadModelConfig } from './model-config.ts';
 import { ModelRuntime } from './runtime.ts';
 import { type GenerationResult, type GenerationStream, Scheduler } from './scheduler.ts';
 import type { SamplingParams } from './sampling.ts';
@@ -19,9 +21,25 @@ export interface GenerateOptions {
   /**
    * With `messages`: drop the oldest turns (after any leading system messages; never the last
    * message) until the prompt leaves room for min(maxNewTokens, a quarter of the context) new tokens.
-   * Without it, a prompt longer than the context is an error.
+   * If the last message alone cannot leave that room: LmError 'context_length_exceeded' (details:
+   * promptTokens, maxPromptTokens, contextTokens, reservedTokens, prefixTokens), thrown before
+   * anything is queued. Without it, a prompt longer than the context is an error.
    */
   fitContext?: boolean;
+}
+
+/** Every id the tokenizer can produce must have a row in the embedding, or the first prompt fails. */
+function checkTokenizerFitsModel(tokenizer: ChatTokenizer, config: ModelConfig, dir: string): void {
+  const where = path.join(dir, 'tokenizer.json');
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new LmError('config_invalid', `${where} has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}: the tokenizer does not belong to this model`, {
+      file: where, tokenizerVocab: tokenizer.vocabSize, vocabSize: config.vocabSize,
+    });
+  }
+  const outside = [...tokenizer.eosTokenIds, ...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId])].filter((id) => id >= config.vocabSize);
+  if (outside.length) {
+    throw new LmError('config_invalid', `${dir}: special token ids ${outside.join(', ')} are outside the model's vocabulary of ${config.vocabSize}`, { file: dir, ids: outside });
+  }
 }
 
 export class Engine {
@@ -31,9 +49,15 @@ export class Engine {
     readonly scheduler: Scheduler,
   ) {}
 
+  /**
+   * Loads and checks the whole model directory: config, tokenizer (and that its ids fit the
+   * embedding), then every weight's name, shape, dtype and values (NaN/Inf), cheapest checks first.
+   */
   static async load(dir: string, opts: { threads?: number; maxBatch?: number } = {}): Promise<Engine> {
+    const config = loadModelConfig(dir);
+    const tokenizer = loadTokenizer(dir, { extraEosTokenIds: config.eosTokenIds });
+    checkTokenizerFitsModel(tokenizer, config, dir);
     const runtime = await ModelRuntime.load(dir, { threads: opts.threads });
-    const tokenizer = loadTokenizer(dir, { extraEosTokenIds: runtime.config.eosTokenIds });
     return new Engine(runtime, tokenizer, new Scheduler(runtime, tokenizer, { maxBatch: opts.maxBatch ?? 32 }));
   }
 
@@ -63,7 +87,14 @@ export class Engine {
     if (opts.fitContext && opts.messages) {
       const prefixRows = opts.prefix ? opts.prefix.length / this.runtime.config.hidden : 0;
       const max = this.runtime.maxContext;
-      promptIds = this.fitMessages(opts.messages, max - prefixRows - Math.min(opts.maxNewTokens, Math.floor(max / 4))).ids;
+      const reserved = Math.min(opts.maxNewTokens, Math.floor(max / 4));
+      const budget = max - prefixRows - reserved;
+      promptIds = this.fitMessages(opts.messages, budget).ids;
+      if (promptIds.length > budget) {
+        throw new LmError('context_length_exceeded', `the prompt needs ${promptIds.length} tokens even with only its last message, but the context of ${max} tokens holds ${budget} once ${reserved} are kept for the answer`, {
+          promptTokens: promptIds.length, maxPromptTokens: budget, contextTokens: max, reservedTokens: reserved, prefixTokens: prefixRows,
+        });
+      }
     } else {
       promptIds = this.encodePrompt(opts);
     }

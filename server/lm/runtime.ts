@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { LmError } from './errors.ts';
+import { CONTEXT_LENGTH_EXCEEDED, LmError } from './errors.ts';
 import type { ModelConfig } from './model-config.ts';
 import { IO, buildScoreGraph, buildServeGraph, initializerParams } from './model.ts';
 import { type Graph, initializerByteLength } from './onnx/graph.ts';
@@ -126,10 +126,14 @@ export class ModelRuntime {
   static async load(dir: string, opts: { threads?: number; inlineLimitBytes?: number } = {}): Promise<ModelRuntime> {
     const files = openModelDir(dir);
     const threads = opts.threads ?? DEFAULT_THREADS;
-    const g = buildServeGraph(files.config, (gr) => initializerParams(gr, 'float32', files.weights.shapes, (n) => files.weights.get(n)));
-    const serve = await createSession(g, threads, opts.inlineLimitBytes);
-    files.weights.close();
-    return new ModelRuntime(files, serve, threads);
+    try {
+      // Emitting the graph reads every weight once, which is where NaN/Inf values are refused.
+      const g = buildServeGraph(files.config, (gr) => initializerParams(gr, 'float32', files.weights.shapes, (n) => files.weights.get(n)));
+      const serve = await createSession(g, threads, opts.inlineLimitBytes);
+      return new ModelRuntime(files, serve, threads);
+    } finally {
+      files.weights.close();
+    }
   }
 
   get config(): ModelConfig {
@@ -159,7 +163,7 @@ export class ModelRuntime {
   checkContext(total: number, what = 'prompt'): void {
     const max = this.maxContext;
     if (total > max) {
-      throw new LmError('bad_argument', `${what} needs ${total} positions (prefix + tokens) but the model's context is ${max}`, { total, max });
+      throw new LmError('bad_argument', `${what} needs ${total} positions (prefix + tokens) but the model's context is ${max}`, { total, max, reason: CONTEXT_LENGTH_EXCEEDED });
     }
   }
 

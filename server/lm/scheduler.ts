@@ -2,7 +2,7 @@
 // decode batch step by step. Joiners are prefilled together, then their KV caches are merged into the
 // batch (left-padded, masked); finished rows are dropped between steps.
 import * as ort from 'onnxruntime-node';
-import { LmError } from './errors.ts';
+import { ENGINE_CLOSED, LmError } from './errors.ts';
 import { IO } from './model.ts';
 import { type ModelRuntime, packRows, prefixLength } from './runtime.ts';
 import { Sampler, type SamplingParams } from './sampling.ts';
@@ -168,7 +168,7 @@ export class Scheduler {
   }
 
   submit(req: GenerationRequest): GenerationStream {
-    if (this.closed) throw new LmError('bad_argument', 'the engine is shutting down');
+    if (this.closed) throw new LmError('bad_argument', 'the engine is shutting down', { reason: ENGINE_CLOSED });
     const rt = this.runtime;
     if (req.promptIds.length === 0) throw new LmError('bad_argument', 'the prompt is empty');
     rt.checkIds(req.promptIds, 'promptIds');

@@ -9,11 +9,15 @@
 //   may be part of a character. `TextStreamDecoder` in text-stream.ts reassembles characters.
 // - A model without a chat template gets FALLBACK_CHAT_TEMPLATE (ChatML). Its turn markers are
 //   usually plain text to such a model, so they are offered as `stopStrings` for the StopMatcher.
+// - `encodeChat` encodes message content as plain text: only the template's own text may produce
+//   special tokens (special-tokens.ts explains how). A prompt whose content holds no special-token
+//   text is encoded exactly as `encode` would encode the rendered string.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { type AddedToken, Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { LmError } from './errors.ts';
+import { privateUseChars, ProtectedTokens, Sentinels, TokenTrie } from './special-tokens.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -25,6 +29,11 @@ export interface ChatMessage {
 export interface EncodeOptions {
   /** Let the tokenizer's post-processor add its special tokens (e.g. Llama's BOS). Default true, as in HF. */
   addSpecialTokens?: boolean;
+  /**
+   * Encode special-token text (`<|im_start|>`, `<s>`…) found in `text` as ordinary sub-word tokens,
+   * as HF's `split_special_tokens=True` does. Default false: such text becomes the special token.
+   */
+  splitSpecialTokens?: boolean;
 }
 
 export interface DecodeOptions {
@@ -72,7 +81,10 @@ export interface ChatTokenizer {
    */
   tokenBytes(id: number): Uint8Array;
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions): string;
-  /** Render the chat template and encode it, adding BOS only if the rendered text does not start with it. */
+  /**
+   * Render the chat template and encode it, adding BOS only if the rendered text does not start with
+   * it. Message content never yields a special token: only the template's own text does.
+   */
   encodeChat(messages: readonly ChatMessage[], opts: ChatTemplateOptions): number[];
 }
 
@@ -218,6 +230,13 @@ const ROLES: ReadonlySet<string> = new Set<ChatRole>(['system', 'user', 'assista
 class TemplateRaised extends Error {}
 const TEMPLATE_RAISE = 'attune_raise_exception';
 
+/** The `reason` in the details of the LmError thrown when the chat template refuses the messages. */
+export const CHAT_TEMPLATE_REFUSED = 'chat_template_refused';
+
+/** The template itself refused the messages (raise_exception): the caller's messages are at fault. */
+export const isChatTemplateRefusal = (e: unknown): e is LmError =>
+  e instanceof LmError && e.code === 'bad_argument' && e.details?.reason === CHAT_TEMPLATE_REFUSED;
+
 class HfChatTokenizer implements ChatTokenizer {
   readonly vocabSize: number;
   readonly eosTokenIds: number[];
@@ -240,6 +259,22 @@ class HfChatTokenizer implements ChatTokenizer {
   private readonly bosToken: string | null;
   private readonly eosToken: string | null;
   private readonly postProcessorAddsBos: boolean;
+
+  // The library's encode, rebuilt from its public parts for prompts whose content holds special-token
+  // text (tokenizeGuarded). Same tables, same order of steps.
+  /** Added-token text (and its normalized form, for normalized tokens) → token, as the library maps them. */
+  private readonly addedByText = new Map<string, AddedToken>();
+  private readonly unnormalizedTrie: TokenTrie;
+  private readonly normalizedTrie: TokenTrie;
+  /** normalizedTrie less the protected tokens: for sections that hold content text. */
+  private readonly normalizedPlainTrie: TokenTrie;
+  private readonly removeSpace: boolean;
+  private readonly lowercaseAndRemoveAccents: boolean;
+  /** Special tokens that content may not produce; unk is left out (it marks unknown text, not a turn). */
+  private readonly forbiddenInContent: Set<number>;
+  private readonly protectedTokens: ProtectedTokens;
+  /** Private-use characters the template or the tokens use, never handed out as sentinels. */
+  private readonly reservedChars: Set<string>;
 
   constructor(files: TokenizerFiles, opts: LoadTokenizerOptions) {
     const { tokenizerJson, tokenizerConfig: config } = files;
@@ -293,6 +328,38 @@ class HfChatTokenizer implements ChatTokenizer {
     this.bosToken = tokenContent(config.bos_token);
     this.eosToken = tokenContent(config.eos_token);
     this.bosTokenId = idOf(this.bosToken);
+
+    const normalize = this.hf.normalizer;
+    const unnormalized: string[] = [];
+    const normalized: string[] = [];
+    const normalizedPlain: string[] = [];
+    let protectedNormalized = false;
+    for (const [id, token] of this.hf.get_added_tokens_decoder()) {
+      const isProtected = token.special || specials.has(id);
+      this.addedByText.set(token.content, token);
+      if (token.normalized && normalize !== null) {
+        const form = normalize(token.content);
+        this.addedByText.set(form, token);
+        normalized.push(form);
+        if (isProtected) protectedNormalized = true;
+        else normalizedPlain.push(form);
+      } else {
+        unnormalized.push(token.content);
+      }
+    }
+    this.unnormalizedTrie = new TokenTrie(unnormalized);
+    this.normalizedTrie = new TokenTrie(normalized);
+    this.normalizedPlainTrie = new TokenTrie(normalizedPlain);
+    this.removeSpace = config.remove_space === true;
+    this.lowercaseAndRemoveAccents = config.do_lowercase_and_remove_accent === true;
+    const unkId = model?.unk_token_id;
+    this.forbiddenInContent = new Set([...specials].filter((id) => id !== unkId));
+    const protectedTexts = new Set<string>();
+    for (const id of specials) {
+      const text = this.tokens[id];
+      if (text !== undefined && text.length > 0) protectedTexts.add(text);
+    }
+    this.protectedTokens = new ProtectedTokens(protectedTexts, protectedNormalized);
 
     const decoder = json.decoder;
     const modelJson = json.model as JsonObject;
@@ -355,13 +422,21 @@ class HfChatTokenizer implements ChatTokenizer {
     }
     this.eosTokenIds = eos;
 
+    this.reservedChars = privateUseChars(this.chatTemplate);
+    for (const t of [...protectedTexts, ...this.addedContent.values(), this.bosToken ?? '', this.eosToken ?? '']) privateUseChars(t, this.reservedChars);
+
     this.postProcessorAddsBos = this.probeAddsBos();
     this.decodeStripsLeadingSpace = this.probeStripsLeadingSpace();
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new LmError('bad_argument', 'encode: text must be a string');
-    return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    const addSpecialTokens = opts.addSpecialTokens ?? true;
+    if (!opts.splitSpecialTokens) return this.hf.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+    const sentinels = new Sentinels(privateUseChars(text, new Set(this.reservedChars)));
+    let tokens = this.tokenizeGuarded(this.protectedTokens.defuse(text, sentinels) ?? text, sentinels);
+    if (addSpecialTokens && this.hf.post_processor) tokens = this.hf.post_processor(tokens, null, true).tokens;
+    return this.idsOf(tokens);
   }
 
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
@@ -418,15 +493,22 @@ class HfChatTokenizer implements ChatTokenizer {
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions): string {
+    return this.render(this.checkMessages(messages), opts);
+  }
+
+  private checkMessages(messages: readonly ChatMessage[]): ChatMessage[] {
     if (!Array.isArray(messages)) throw new LmError('bad_argument', 'applyChatTemplate: messages must be an array');
-    const plain = messages.map((m, i) => {
+    return messages.map((m, i) => {
       if (!isObject(m) || !ROLES.has(m.role as string) || typeof m.content !== 'string') {
         throw new LmError('bad_argument', `applyChatTemplate: message ${i} must be {role: system|user|assistant, content: string}`, {
           index: i,
         });
       }
-      return { role: m.role, content: m.content };
+      return { role: m.role as ChatRole, content: m.content };
     });
+  }
+
+  private render(plain: ChatMessage[], opts: ChatTemplateOptions): string {
     try {
       return this.template.render({
         messages: plain,
@@ -443,6 +525,8 @@ class HfChatTokenizer implements ChatTokenizer {
         // caller's messages are at fault, not the model files.
         throw new LmError('bad_argument', `chat template (${this.templateSource}) rejected the messages: ${e.message}`, {
           file: this.templateSource,
+          reason: CHAT_TEMPLATE_REFUSED,
+          templateMessage: e.message,
         });
       }
       throw new LmError('config_invalid', `chat template in ${this.templateSource} failed to render: ${(e as Error).message}`, {
@@ -452,14 +536,114 @@ class HfChatTokenizer implements ChatTokenizer {
   }
 
   encodeChat(messages: readonly ChatMessage[], opts: ChatTemplateOptions): number[] {
-    const text = this.applyChatTemplate(messages, opts);
+    const plain = this.checkMessages(messages);
+    // Content that holds special-token text is rendered with sentinels in its place (see
+    // special-tokens.ts); any other prompt takes the library's own encode, unchanged.
+    let sentinels: Sentinels | null = null;
+    let rendered = plain;
+    if (!this.protectedTokens.empty) {
+      const reserved = new Set(this.reservedChars);
+      for (const m of plain) privateUseChars(m.content, reserved);
+      const s = new Sentinels(reserved);
+      const defused = plain.map((m) => {
+        const content = this.protectedTokens.defuse(m.content, s);
+        return content === null ? m : { role: m.role, content };
+      });
+      if (s.size > 0) {
+        sentinels = s;
+        rendered = defused;
+      }
+    }
+    const text = this.render(rendered, opts);
     // Special tokens written by the template are matched as tokens by encode; the post-processor's
     // own additions are not wanted (a second BOS, or an EOS closing the prompt), so BOS is added
     // by hand, and only when the tokenizer would add it and the template did not write it.
-    const ids = this.encode(text, { addSpecialTokens: false });
+    const ids = sentinels ? this.idsOf(this.tokenizeGuarded(text, sentinels)) : this.encode(text, { addSpecialTokens: false });
     const templateWroteBos = this.bosToken !== null && this.bosToken !== '' && text.startsWith(this.bosToken);
     if (this.postProcessorAddsBos && !templateWroteBos && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
     return ids;
+  }
+
+  /**
+   * Token strings of `text` as the library's encode_text makes them (split on added tokens, strip
+   * around lstrip/rstrip tokens, normalize, split on normalized added tokens, pre-tokenize, model),
+   * except in a section that holds sentinels: there the sentinels' text is put back before
+   * normalizing, protected tokens are not matched, and a model token that happens to be a special
+   * token (BPE merging `<`, `end_of`… into `<end_of_turn>`) is encoded again in two halves.
+   */
+  private tokenizeGuarded(text: string, sentinels: Sentinels): string[] {
+    const model = this.hf.model;
+    if (!model) throw new LmError('file_corrupt', `${TOKENIZER_FILE} has no model`);
+    const sections = this.unnormalizedTrie.split(text);
+    this.stripAroundAddedTokens(sections, false);
+    const out: string[] = [];
+    sections.forEach((section, sectionIndex) => {
+      if (section.length === 0) return;
+      if (this.addedByText.has(section)) {
+        out.push(section);
+        return;
+      }
+      const guarded = sentinels.holdsAny(section);
+      let t = guarded ? sentinels.restore(section) : section;
+      if (this.removeSpace) t = t.trim().split(/\s+/).join(' ');
+      if (this.lowercaseAndRemoveAccents) t = t.toLowerCase().replace(/\p{M}/gu, '');
+      if (this.hf.normalizer !== null) t = this.hf.normalizer(t);
+      if (t.length === 0) return;
+      const subs = (guarded ? this.normalizedPlainTrie : this.normalizedTrie).split(t);
+      this.stripAroundAddedTokens(subs, guarded);
+      for (const sub of subs) {
+        if (sub.length === 0) continue;
+        const added = this.addedByText.get(sub);
+        if (added && !(guarded && this.forbiddenInContent.has(added.id))) {
+          out.push(sub);
+          continue;
+        }
+        const words = this.hf.pre_tokenizer !== null ? this.hf.pre_tokenizer(sub, { section_index: sectionIndex }) : [sub];
+        const pieces = model(words);
+        out.push(...(guarded ? this.withoutSpecialPieces(pieces) : pieces));
+      }
+    });
+    return out;
+  }
+
+  /** The library trims whitespace beside an added token with lstrip/rstrip; protected ones do not count in content. */
+  private stripAroundAddedTokens(parts: string[], guarded: boolean): void {
+    parts.forEach((part, i) => {
+      const added = this.addedByText.get(part);
+      if (!added || (guarded && this.forbiddenInContent.has(added.id))) return;
+      if (added.lstrip && i > 0) parts[i - 1] = parts[i - 1]!.trimEnd();
+      if (added.rstrip && i < parts.length - 1) parts[i + 1] = parts[i + 1]!.trimStart();
+    });
+  }
+
+  private withoutSpecialPieces(pieces: string[]): string[] {
+    const out: string[] = [];
+    for (const piece of pieces) {
+      const id = this.idOfPiece(piece);
+      if (id === undefined || !this.forbiddenInContent.has(id) || piece.length < 2) {
+        out.push(piece);
+        continue;
+      }
+      let cut = piece.length >> 1;
+      const unit = piece.charCodeAt(cut);
+      if (unit >= 0xdc00 && unit <= 0xdfff) cut++;
+      if (cut >= piece.length) {
+        // One character: nothing smaller to encode it as.
+        out.push(piece);
+        continue;
+      }
+      out.push(...this.withoutSpecialPieces(this.hf.model!([piece.slice(0, cut), piece.slice(cut)])));
+    }
+    return out;
+  }
+
+  private idOfPiece(piece: string): number | undefined {
+    return this.addedByText.get(piece)?.id ?? this.hf.model?.tokens_to_ids.get(piece) ?? this.hf.model?.unk_token_id;
+  }
+
+  /** Token strings → ids, as the library's encode maps them. */
+  private idsOf(pieces: string[]): number[] {
+    return pieces.map((p) => this.idOfPiece(p) as number);
   }
 
   private probeAddsBos(): boolean {

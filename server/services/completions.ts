@@ -4,11 +4,11 @@
 // that the HTTP layer can pass the body straight in; unsupported features are refused by name.
 import { randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
-import { NotFound, ValidationError } from '../errors.ts';
-import { isLmError } from '../lm/errors.ts';
+import { NotFound, ServiceUnavailable, ValidationError } from '../errors.ts';
+import { CONTEXT_LENGTH_EXCEEDED, ENGINE_CLOSED, isLmError } from '../lm/errors.ts';
 import type { GenerationResult, GenerationStream } from '../lm/scheduler.ts';
 import { SAMPLING_LIMITS, type SamplingParams } from '../lm/sampling.ts';
-import type { ChatMessage } from '../lm/tokenizer.ts';
+import { type ChatMessage, isChatTemplateRefusal } from '../lm/tokenizer.ts';
 import type { ChatDeps } from './chat.ts';
 import type { ServiceContext } from './context.ts';
 
@@ -90,6 +90,21 @@ export function createCompletionService(ctx: ServiceContext, deps: ChatDeps) {
 
   const textOf = (c: z.output<typeof content>): string => (typeof c === 'string' ? c : c.map((p) => p.text).join(''));
 
+  /** Why the engine would not take these messages, for the client: their fault (400) or a pause (503). */
+  function refusalOf(e: unknown): unknown {
+    if (isChatTemplateRefusal(e)) {
+      // Not a length problem: the model's own template refuses this conversation (e.g. roles must alternate).
+      const why = typeof e.details?.templateMessage === 'string' ? e.details.templateMessage : e.message;
+      return new ValidationError(`the model's chat template rejects these messages: ${why}`, { param: 'messages' }, 'prompt_rejected');
+    }
+    if (isLmError(e, 'context_length_exceeded') || (isLmError(e, 'bad_argument') && e.details?.reason === CONTEXT_LENGTH_EXCEEDED)) {
+      return new ValidationError(`the messages do not fit the model: ${e.message}`, { param: 'messages' }, 'context_length_exceeded');
+    }
+    if (isLmError(e, 'bad_argument') && e.details?.reason === ENGINE_CLOSED) return new ServiceUnavailable('the server is shutting down; try again shortly', 'unavailable');
+    if (isLmError(e, 'bad_argument')) return new ValidationError(`the model cannot take these messages: ${e.message}`, { param: 'messages' }, 'prompt_rejected');
+    return e;
+  }
+
   function checkModel(model: string): void {
     if (model !== deps.modelId) throw new NotFound(`the model "${model}" does not exist: this server serves "${deps.modelId}" (GET /v1/models)`, 'model_not_found', { param: 'model' });
   }
@@ -124,8 +139,7 @@ export function createCompletionService(ctx: ServiceContext, deps: ChatDeps) {
       try {
         stream = deps.engine.generate({ messages, prefix: personal.prefix, sampling, maxNewTokens, stop, signal });
       } catch (e) {
-        if (isLmError(e, 'bad_argument')) throw new ValidationError(`the messages do not fit the model: ${e.message}`, { param: 'messages' }, 'context_length_exceeded');
-        throw e;
+        throw refusalOf(e);
       }
       return { id: `chatcmpl-${randomBytes(12).toString('base64url')}`, created: Math.floor(now() / 1000), model: deps.modelId, userModelVersion: personal.version, stream };
     },
