@@ -1,4 +1,4 @@
-// Start-up: config → database and migrations → first admin → model → app → listen.
+// Start-up: config → model (loaded and checked in full) → database and migrations → first admin → app → listen.
 // SIGINT/SIGTERM stop accepting connections, let open requests finish (up to the grace period),
 // then close the engine and the database.
 import fs from 'node:fs';
@@ -53,8 +53,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let db: Db | null = null;
   let engine: Engine | null = null;
   try {
-    // Fail before touching the database when the model is plainly missing.
+    // The model is loaded and checked in full (config, tokenizer, every weight's name, shape, dtype
+    // and values) before the database is opened: a model that cannot serve leaves no database and
+    // no admin account behind.
     assertModelPresent(config);
+    engine = await loadEngine(config, logger);
+    const loadedEngine = engine;
     db = openDatabase(config.dbFile);
     const migrations = runMigrations(db);
     logger.info({ dbFile: config.dbFile, applied: migrations.applied, alreadyApplied: migrations.alreadyApplied.length }, 'database ready');
@@ -69,8 +73,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger.info({ username: admin.username }, 'created the first admin with ATTUNE_ADMIN_PASSWORD');
     }
 
-    engine = await loadEngine(config, logger);
-    const loadedEngine = engine;
     let modelReady = true;
     // One set of chat dependencies for the socket chat and the OpenAI-compatible API, so both answer
     // with the same engine and the same per-user soft prompts.
@@ -121,6 +123,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
 }
 
+/** What the fatal line carries besides the message: the error's code and details, never its stack. */
+function startupFailureFields(e: unknown): Record<string, unknown> {
+  if (!(e instanceof Error)) return {};
+  const fields: Record<string, unknown> = { error: e.name };
+  const { code, details } = e as Error & { code?: unknown; details?: unknown };
+  if (typeof code === 'string' || typeof code === 'number') fields.code = code;
+  if (details !== null && typeof details === 'object') fields.details = details;
+  return fields;
+}
+
 async function main(): Promise<void> {
   if (wantsHelp()) {
     process.stdout.write(configHelp());
@@ -141,7 +153,9 @@ async function main(): Promise<void> {
   try {
     running = await startServer(config, logger);
   } catch (e) {
-    logger.fatal({ err: e }, e instanceof Error ? `start-up failed: ${e.message}` : 'start-up failed');
+    // The message names the file and the cause; a stack trace would only bury it (it is logged at debug).
+    logger.fatal(startupFailureFields(e), `start-up failed: ${e instanceof Error ? e.message : String(e)}`);
+    logger.debug({ err: e }, 'start-up failure');
     process.exitCode = 1;
     return;
   }

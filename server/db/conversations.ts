@@ -111,6 +111,8 @@ export function createConversationRepository(db: Db) {
   const finishMessage = db.prepare<{ id: string; content: string; status: MessageStatus; finish_reason: string | null }>(
     'UPDATE messages SET content = @content, status = @status, finish_reason = @finish_reason WHERE id = @id',
   );
+  // Only a row still streaming: a late checkpoint never overwrites the finished answer.
+  const checkpoint = db.prepare<[string, string]>("UPDATE messages SET content = ? WHERE id = ? AND status = 'partial' AND finish_reason IS NULL");
 
   return {
     insert(c: ConversationRecord): void {
@@ -159,6 +161,8 @@ export function createConversationRepository(db: Db) {
     },
     /** All messages of a conversation (every branch), oldest first. */
     listMessages: (conversationId: string): MessageRecord[] => messagesOf.all(conversationId).map(toMessage),
+    /** The text streamed so far into an answer still being generated (crash safety). */
+    checkpointMessage: (id: string, content: string): boolean => checkpoint.run(content, id).changes === 1,
     /** Final text and status of a streamed reply. */
     finishMessage: (id: string, content: string, status: MessageStatus, finishReason: string | null): boolean =>
       finishMessage.run({ id, content, status, finish_reason: finishReason }).changes === 1,

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Db } from './connection.ts';
+import { sqliteErrorOf } from './storage.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -33,6 +34,12 @@ export interface MigrationResult {
   alreadyApplied: string[];
 }
 
+/** SQLite's own message and code, also behind a storage 503. */
+const describe = (e: unknown): string => {
+  const sqlite = sqliteErrorOf(e);
+  return sqlite ? `${sqlite.message} (${sqlite.code})` : (e as Error).message;
+};
+
 const sha256 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 
 /** The migration files of a directory, sorted; other files are an error, so typos do not go unapplied. */
@@ -54,6 +61,16 @@ export function readMigrations(dir: string = MIGRATIONS_DIR): MigrationFile[] {
 
 /** Applies every pending migration of `dir`; refuses changed or unknown applied ones. */
 export function runMigrations(db: Db, dir: string = MIGRATIONS_DIR): MigrationResult {
+  try {
+    return migrate(db, dir);
+  } catch (e) {
+    if (e instanceof MigrationError) throw e;
+    // "disk I/O error" alone does not say which database, or that it happened while migrating.
+    throw new MigrationError(`cannot migrate the database ${db.name}: ${describe(e)}`);
+  }
+}
+
+function migrate(db: Db, dir: string): MigrationResult {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     name       TEXT PRIMARY KEY,
     checksum   TEXT NOT NULL,
@@ -97,7 +114,7 @@ export function runMigrations(db: Db, dir: string = MIGRATIONS_DIR): MigrationRe
     try {
       if (apply.immediate()) result.applied.push(file.name);
     } catch (e) {
-      throw new MigrationError(`migration ${file.name} failed and was rolled back: ${(e as Error).message}`);
+      throw new MigrationError(`migration ${file.name} failed and was rolled back (database ${db.name}): ${describe(e)}`);
     }
   }
   return result;

@@ -130,7 +130,12 @@ export const feedbackSchema = z
   .meta({ id: 'Feedback' });
 export const openApiDocumentSchema = z.record(z.string(), z.unknown()).meta({ description: 'An OpenAPI 3.1 document' });
 export const healthSchema = z.object({ status: z.literal('ok') });
-export const readinessSchema = z.object({ status: z.enum(['ready', 'not_ready']), db: z.boolean(), model: z.boolean() });
+export const readinessSchema = z.object({
+  status: z.enum(['ready', 'not_ready']),
+  db: z.boolean(),
+  model: z.boolean(),
+  cause: z.object({ code: z.string().meta({ example: 'database_deleted' }), message: z.string() }).optional().meta({ description: "Why the database cannot take durable writes (only when db is false)" }),
+});
 
 // ---- mappers
 

@@ -2,9 +2,14 @@
 // chat template over the history), stream the assistant's answer from the engine and store it with
 // its provenance. Regeneration adds a sibling answer under the same user message.
 //
-// The assistant message is inserted before the first token (status 'partial', empty content), so a
-// client learns its id at once (to abort it) and a crash mid-stream leaves a partial row, not nothing.
-// Transports (socket.io) pass callbacks; nothing here knows about sockets.
+// The engine takes the prompt first: a conversation too long for the context loses its oldest turns
+// (the stored history stays whole), and a newest message that cannot fit with room for the answer is
+// refused (400 context_length_exceeded) before anything is stored. Then the user's message and the
+// assistant message are inserted before the first token (status 'partial', empty content), so a
+// client learns its id at once (to abort it), and the streamed text is checkpointed into that row at
+// least every CHECKPOINT_INTERVAL_MS or CHECKPOINT_EVERY_DELTAS deltas: a crash mid-stream loses at
+// most that much of what the client saw. Transports (socket.io) pass callbacks; nothing here knows
+// about sockets.
 import { randomInt, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { ComparisonChoice, ComparisonRecord } from '../db/comparisons.ts';
@@ -12,11 +17,13 @@ import type { ComparisonChoice, ComparisonRecord } from '../db/comparisons.ts';
 export { COMPARISON_CHOICES, type ComparisonChoice } from '../db/comparisons.ts';
 import type { ConversationRecord, MessageRecord, MessageStatus } from '../db/conversations.ts';
 import type { JsonObject } from '../db/json.ts';
-import { Conflict, NotFound, PayloadTooLarge, ServiceUnavailable } from '../errors.ts';
+import { storageErrorOf } from '../db/storage.ts';
+import { Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, ValidationError } from '../errors.ts';
+import { ENGINE_CLOSED, isLmError } from '../lm/errors.ts';
 import type { GenerateOptions } from '../lm/generate.ts';
 import type { FinishReason, GenerationResult, GenerationStream } from '../lm/scheduler.ts';
 import { SAMPLING_LIMITS, type SamplingParams } from '../lm/sampling.ts';
-import type { ChatMessage } from '../lm/tokenizer.ts';
+import { type ChatMessage, isChatTemplateRefusal } from '../lm/tokenizer.ts';
 import { metrics } from '../metrics.ts';
 import type { ServiceContext } from './context.ts';
 import { pathTo } from './history.ts';
@@ -110,6 +117,11 @@ export interface ReplyOutcome {
   error?: unknown;
 }
 
+/** A streaming answer's text is written to its row at least this often while deltas arrive… */
+export const CHECKPOINT_INTERVAL_MS = 1000;
+/** …or after this many deltas (each at most one token's text), whichever comes first. */
+export const CHECKPOINT_EVERY_DELTAS = 32;
+
 const TITLE_WORDS = 8;
 const TITLE_CHARS = 60;
 
@@ -167,25 +179,31 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
     return { params, maxNewTokens: Math.min(input?.maxNewTokens ?? config.maxNewTokens, config.maxNewTokens) };
   }
 
-  const insertUserTurn = db.transaction((userId: string, input: SendInput): { conversation: ConversationRecord; created: boolean; userMessage: MessageRecord } => {
-    const t = now();
-    let conversation: ConversationRecord;
-    let created = false;
-    let parentId: string | null = null;
+  /** Where a new user message goes: the conversation (new or owned) and the end of its active path. */
+  interface TurnPlan {
+    conversation: ConversationRecord;
+    created: boolean;
+    parent: MessageRecord | undefined;
+  }
+
+  function planTurn(userId: string, input: SendInput): TurnPlan {
     if (input.conversationId === undefined) {
-      conversation = { id: randomUUID(), userId, title: titleFrom(input.content), createdAt: t, updatedAt: t };
-      repos.conversations.insert(conversation);
-      created = true;
-    } else {
-      conversation = ownedConversation(userId, input.conversationId);
-      parentId = activeLeaf(conversation.id)?.id ?? null;
+      const t = now();
+      return { conversation: { id: randomUUID(), userId, title: titleFrom(input.content), createdAt: t, updatedAt: t }, created: true, parent: undefined };
     }
+    const conversation = ownedConversation(userId, input.conversationId);
+    return { conversation, created: false, parent: activeLeaf(conversation.id) };
+  }
+
+  const insertUserTurn = (plan: TurnPlan, content: string): MessageRecord => {
+    const t = now();
+    if (plan.created) repos.conversations.insert(plan.conversation);
     const userMessage: MessageRecord = {
       id: randomUUID(),
-      conversationId: conversation.id,
-      parentId,
+      conversationId: plan.conversation.id,
+      parentId: plan.parent?.id ?? null,
       role: 'user',
-      content: input.content,
+      content,
       status: 'complete',
       finishReason: null,
       modelId: null,
@@ -195,30 +213,68 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
       createdAt: t,
     };
     repos.conversations.insertMessage(userMessage);
-    repos.conversations.touch(conversation.id, t);
-    return { conversation, created, userMessage };
-  });
+    repos.conversations.touch(plan.conversation.id, t);
+    return userMessage;
+  };
 
-  interface Prepared {
-    message: MessageRecord;
-    messages: ChatMessage[];
+  /** A generation the engine has accepted, whose assistant row is not stored yet. */
+  interface Started {
+    stream: GenerationStream;
+    controller: AbortController;
     params: SamplingParams;
     maxNewTokens: number;
-    prefix: Float32Array | null;
+    personal: UserPrefix;
   }
 
-  /** Inserts the assistant placeholder under `parent` with its provenance. */
-  function prepare(conversation: ConversationRecord, parent: MessageRecord, sampling: SamplingInput | undefined, seed?: number): Prepared {
+  interface Prepared extends Started {
+    message: MessageRecord;
+  }
+
+  /**
+   * Hands the prompt to the engine before anything is stored, so that a prompt the model cannot take
+   * is refused with nothing written. The engine drops the oldest turns that do not fit; a newest
+   * message too long to leave room for the answer is a 400 (the engine's one rule, see fitContext).
+   */
+  function start(userId: string, messages: ChatMessage[], sampling: SamplingInput | undefined, seed?: number): Started {
     const { params, maxNewTokens } = resolveSampling(seed === undefined ? sampling : { ...sampling, seed });
     // Read once: a version published mid-reply does not change this reply's soft prompt.
-    const personal = deps.userModels?.prefixFor(conversation.userId) ?? { prefix: null, version: null };
+    const personal = deps.userModels?.prefixFor(userId) ?? { prefix: null, version: null };
+    const controller = new AbortController();
+    try {
+      const stream = deps.engine.generate({ messages, prefix: personal.prefix ?? undefined, sampling: params, maxNewTokens, signal: controller.signal, fitContext: true });
+      return { stream, controller, params, maxNewTokens, personal };
+    } catch (e) {
+      throw refusalOf(e);
+    }
+  }
+
+  /** What the client learns when the engine will not take a prompt: their fault (4xx) or ours (503). */
+  function refusalOf(e: unknown): unknown {
+    if (isLmError(e, 'context_length_exceeded')) {
+      const d = (e.details ?? {}) as { promptTokens?: number; maxPromptTokens?: number; contextTokens?: number; reservedTokens?: number };
+      return new ValidationError(
+        `the message is too long for the model: it takes ${d.promptTokens} tokens, and the model's context of ${d.contextTokens} tokens holds at most ${d.maxPromptTokens} ` +
+          `once ${d.reservedTokens} are kept for the answer (earlier turns are already left out); shorten it`,
+        { promptTokens: d.promptTokens, maxPromptTokens: d.maxPromptTokens, contextTokens: d.contextTokens, reservedTokens: d.reservedTokens },
+        'context_length_exceeded',
+      );
+    }
+    // The model's own chat template refuses this conversation: the messages are at fault.
+    if (isChatTemplateRefusal(e)) return new ValidationError("the model's chat template cannot format this conversation", {}, 'prompt_rejected');
+    if (isLmError(e, 'bad_argument') && e.details?.reason === ENGINE_CLOSED) return new ServiceUnavailable('the server is shutting down: nothing was saved; try again shortly', 'unavailable');
+    logger.error({ err: e }, 'the engine refused a generation');
+    return new ServiceUnavailable('the model cannot answer right now: nothing was saved; try again', 'generation_failed');
+  }
+
+  /** The assistant placeholder under `parent`, with the provenance of a started generation. */
+  function placeholder(conversation: ConversationRecord, parent: MessageRecord, s: Started): MessageRecord {
     const provenance: JsonObject = {
-      temperature: params.temperature,
-      topK: params.topK,
-      topP: params.topP,
-      repetitionPenalty: params.repetitionPenalty,
-      maxNewTokens,
-      softPrompt: { source: personal.source ?? (personal.prefix ? 'personal' : 'none'), version: personal.sourceVersion ?? personal.version },
+      temperature: s.params.temperature,
+      topK: s.params.topK,
+      topP: s.params.topP,
+      repetitionPenalty: s.params.repetitionPenalty,
+      maxNewTokens: s.maxNewTokens,
+      softPrompt: { source: s.personal.source ?? (s.personal.prefix ? 'personal' : 'none'), version: s.personal.sourceVersion ?? s.personal.version },
     };
     const message: MessageRecord = {
       id: randomUUID(),
@@ -229,59 +285,97 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
       status: 'partial',
       finishReason: null,
       modelId: deps.modelId,
-      userModelVersion: personal.version,
+      userModelVersion: s.personal.version,
       sampling: provenance,
-      seed: params.seed,
+      seed: s.params.seed,
       createdAt: now(),
     };
     repos.conversations.insertMessage(message);
-    return { message, messages: promptFor(conversation.id, parent.id), params, maxNewTokens, prefix: personal.prefix };
+    return message;
   }
 
-  /** Streams the answer into the placeholder and stores the result; never throws. */
+  /** Stores rows for generations already started; if that fails, they are stopped. */
+  function storeOrAbort<T>(started: readonly Started[], store: () => T): T {
+    try {
+      return store();
+    } catch (e) {
+      for (const s of started) s.controller.abort();
+      throw e;
+    }
+  }
+
+  /** Streams the answer into the placeholder, checkpointing its text, and stores the result; never throws. */
   async function run(userId: string, p: Prepared, onDelta: (delta: string) => void): Promise<{ message: MessageRecord; error?: unknown }> {
-    const controller = new AbortController();
+    const { controller, stream } = p;
     active.set(p.message.id, { userId, controller });
     let text = '';
     let result: GenerationResult | null = null;
     let error: unknown;
+    let storageError: unknown;
+    // Checkpoints: one UPDATE of the row's text every CHECKPOINT_EVERY_DELTAS deltas or
+    // CHECKPOINT_INTERVAL_MS, whichever first; a timer covers a stream that pauses.
+    let savedLength = 0;
+    let unsaved = 0;
+    let lastSave = performance.now();
+    let timer: NodeJS.Timeout | null = null;
+    const checkpoint = () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      if (text.length === savedLength || storageError !== undefined) return;
+      try {
+        repos.conversations.checkpointMessage(p.message.id, text);
+        savedLength = text.length;
+        unsaved = 0;
+        lastSave = performance.now();
+      } catch (e) {
+        // What is generated can no longer be kept: stop rather than stream an answer that is lost.
+        storageError = e;
+        controller.abort();
+      }
+    };
     try {
-      // A long conversation keeps its latest turns that fit the context (the stored history stays whole).
-      const stream = deps.engine.generate({ messages: p.messages, prefix: p.prefix ?? undefined, sampling: p.params, maxNewTokens: p.maxNewTokens, signal: controller.signal, fitContext: true });
       for await (const delta of stream) {
         text += delta;
         onDelta(delta);
+        unsaved++;
+        const due = CHECKPOINT_INTERVAL_MS - (performance.now() - lastSave);
+        if (unsaved >= CHECKPOINT_EVERY_DELTAS || due <= 0) checkpoint();
+        else timer ??= setTimeout(checkpoint, due);
       }
       result = await stream.result;
     } catch (e) {
       error = e;
     } finally {
+      if (timer) clearTimeout(timer);
       active.delete(p.message.id);
     }
-    const aborted = controller.signal.aborted;
+    const aborted = controller.signal.aborted && storageError === undefined;
     // A failure on our side of the stream must not leave the sequence decoding in the batch.
     if (error !== undefined) controller.abort();
-    if (error !== undefined && !aborted) {
+    if (storageError !== undefined) {
+      logger.error({ err: storageError, messageId: p.message.id }, 'a streaming answer could not be saved');
+      error = storageErrorOf(storageError) ?? storageError;
+    } else if (error !== undefined && !aborted) {
       logger.error({ err: error, messageId: p.message.id }, 'generation failed');
       // The engine's own errors stay in the log; the client learns that the model failed, not how.
       error = new ServiceUnavailable('the model failed to answer: what was generated is kept; try again', 'generation_failed', { messageId: p.message.id });
     }
-    const finishReason: FinishReason = result?.finishReason ?? (aborted ? 'abort' : 'error');
-    repos.conversations.finishMessage(p.message.id, result?.text ?? text, statusOf(finishReason), finishReason);
-    repos.conversations.touch(p.message.conversationId, now());
-    const message = repos.conversations.findMessage(p.message.id)!;
+    const finishReason: FinishReason = storageError !== undefined ? 'error' : (result?.finishReason ?? (aborted ? 'abort' : 'error'));
+    const finalText = result?.text ?? text;
+    try {
+      repos.conversations.finishMessage(p.message.id, finalText, statusOf(finishReason), finishReason);
+      repos.conversations.touch(p.message.conversationId, now());
+    } catch (e) {
+      logger.error({ err: e, messageId: p.message.id }, 'a finished answer could not be saved');
+      // The client still gets what it saw, and learns that it was not kept.
+      return { message: { ...p.message, content: finalText, status: statusOf(finishReason), finishReason }, error: storageErrorOf(e) ?? e };
+    }
+    // Absent when the conversation was deleted meanwhile (the caller then answers not found).
+    const message = repos.conversations.findMessage(p.message.id) ?? { ...p.message, content: finalText, status: statusOf(finishReason), finishReason };
     return error === undefined || aborted ? { message } : { message, error };
   }
 
-  async function answer(
-    userId: string,
-    conversation: ConversationRecord,
-    parent: MessageRecord,
-    sampling: SamplingInput | undefined,
-    hooks: ReplyHooks,
-    started: { created: boolean; userMessage: MessageRecord | null },
-  ): Promise<ReplyOutcome> {
-    const p = prepare(conversation, parent, sampling);
+  async function answer(userId: string, p: Prepared, conversation: ConversationRecord, hooks: ReplyHooks, started: { created: boolean; userMessage: MessageRecord | null }): Promise<ReplyOutcome> {
     hooks.onStart({ conversation, created: started.created, userMessage: started.userMessage, message: p.message });
     const { message, error } = await run(userId, p, (delta) => hooks.onDelta(delta, p.message));
     return { kind: 'reply', conversation: ownedConversation(userId, conversation.id), message, ...(error === undefined ? {} : { error }) };
@@ -290,19 +384,14 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
   /** Two candidates with different seeds under the same user message, streamed together. */
   async function answerPair(
     userId: string,
+    pa: Prepared,
+    pb: Prepared,
     conversation: ConversationRecord,
     userMessage: MessageRecord,
-    sampling: SamplingInput | undefined,
+    comparison: ComparisonRecord,
     hooks: ReplyHooks,
     created: boolean,
   ): Promise<CompareOutcome> {
-    const seedA = sampling?.seed ?? randomInt(0, 0x1_0000_0000);
-    // A given seed makes both reproducible; B's is the next one.
-    const seedB = (seedA + 1) % 0x1_0000_0000;
-    const pa = prepare(conversation, userMessage, sampling, seedA);
-    const pb = prepare(conversation, userMessage, sampling, seedB);
-    const comparison: ComparisonRecord = { id: randomUUID(), userId, conversationId: conversation.id, messageA: pa.message.id, messageB: pb.message.id, choice: null, createdAt: now(), decidedAt: null };
-    repos.comparisons.insert(comparison);
     hooks.onCompareStart({ conversation, created, userMessage, comparison, candidates: { A: pa.message, B: pb.message } });
     const runOne = async (p: Prepared, candidate: Candidate) => {
       const r = await run(userId, p, (delta) => hooks.onDelta(delta, p.message, candidate));
@@ -312,6 +401,21 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
     const [A, B] = await Promise.all([runOne(pa, 'A'), runOne(pb, 'B')]);
     return { kind: 'compare', conversation: ownedConversation(userId, conversation.id), comparison, candidates: { A, B } };
   }
+
+  /** The user's message and the answer's placeholder, together or not at all. */
+  const storeTurn = db.transaction((plan: TurnPlan, content: string, started: Started) => {
+    const userMessage = insertUserTurn(plan, content);
+    return { userMessage, message: placeholder(plan.conversation, userMessage, started) };
+  });
+
+  const storeComparedTurn = db.transaction((userId: string, plan: TurnPlan, content: string, sa: Started, sb: Started) => {
+    const userMessage = insertUserTurn(plan, content);
+    const A = placeholder(plan.conversation, userMessage, sa);
+    const B = placeholder(plan.conversation, userMessage, sb);
+    const comparison: ComparisonRecord = { id: randomUUID(), userId, conversationId: plan.conversation.id, messageA: A.id, messageB: B.id, choice: null, createdAt: now(), decidedAt: null };
+    repos.comparisons.insert(comparison);
+    return { userMessage, A, B, comparison };
+  });
 
   const chooseTx = db.transaction((userId: string, comparisonId: string, choice: ComparisonChoice): ChoiceOutcome => {
     const comparison = repos.comparisons.findForUser(comparisonId, userId);
@@ -350,10 +454,21 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
       if (input.content.length > config.maxMessageChars) {
         throw new PayloadTooLarge(`the message is longer than the ${config.maxMessageChars} characters allowed`, { limitChars: config.maxMessageChars, chars: input.content.length });
       }
-      const turn = insertUserTurn(userId, input);
+      const plan = planTurn(userId, input);
+      const messages: ChatMessage[] = [...(plan.parent ? promptFor(plan.conversation.id, plan.parent.id) : []), { role: 'user', content: input.content }];
       const compare = input.compare ?? (config.abFraction > 0 && Math.random() < config.abFraction);
-      if (compare) return answerPair(userId, turn.conversation, turn.userMessage, input.sampling, hooks, turn.created);
-      return answer(userId, turn.conversation, turn.userMessage, input.sampling, hooks, { created: turn.created, userMessage: turn.userMessage });
+      if (compare) {
+        const seedA = input.sampling?.seed ?? randomInt(0, 0x1_0000_0000);
+        // A given seed makes both reproducible; B's is the next one.
+        const seedB = (seedA + 1) % 0x1_0000_0000;
+        const sa = start(userId, messages, input.sampling, seedA);
+        const sb = storeOrAbort([sa], () => start(userId, messages, input.sampling, seedB));
+        const stored = storeOrAbort([sa, sb], () => storeComparedTurn(userId, plan, input.content, sa, sb));
+        return answerPair(userId, { ...sa, message: stored.A }, { ...sb, message: stored.B }, plan.conversation, stored.userMessage, stored.comparison, hooks, plan.created);
+      }
+      const started = start(userId, messages, input.sampling);
+      const stored = storeOrAbort([started], () => storeTurn(plan, input.content, started));
+      return answer(userId, { ...started, message: stored.message }, plan.conversation, hooks, { created: plan.created, userMessage: stored.userMessage });
     },
 
     /** A new answer beside `messageId` (an assistant message), or a further answer to a user message. */
@@ -361,7 +476,9 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
       const { conversation, message } = ownedMessage(userId, input.messageId);
       const parent = message.role === 'user' ? message : message.parentId === null ? undefined : repos.conversations.findMessage(message.parentId);
       if (!parent || parent.role !== 'user') throw new Conflict('only an answer to a user message can be regenerated', 'not_regenerable');
-      return answer(userId, conversation, parent, input.sampling, hooks, { created: false, userMessage: null });
+      const started = start(userId, promptFor(conversation.id, parent.id), input.sampling);
+      const answerRow = storeOrAbort([started], () => placeholder(conversation, parent, started));
+      return answer(userId, { ...started, message: answerRow }, conversation, hooks, { created: false, userMessage: null });
     },
 
     /** Stops a generation in flight; what was generated so far is kept (status partial). */

@@ -1,5 +1,7 @@
 // server/main.ts as a process: start-up with a tiny random model, the first admin's one-time
-// password, readiness, graceful shutdown on SIGTERM, and clear failures for a missing model or bad config.
+// password, readiness, graceful shutdown on SIGTERM, and clear failures for a missing model or bad config;
+// a model that cannot serve (unsupported, NaN weights, broken tokenizer) is refused before the database
+// is touched, and every failed start ends in one fatal line that names the cause, with no stack trace.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -8,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomModel } from '../../server/lm/random-model.ts';
+import { openSafetensors, SINGLE_WEIGHTS_FILE, writeSafetensors } from '../../server/lm/safetensors.ts';
 import { connectClient, connected, nextEvent } from '../helpers/realtime-server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -119,4 +122,72 @@ test('bad configuration exits 2 naming the variable', async () => {
   const run = startMain({ ATTUNE_DATA_DIR: path.join(dir, 'data-bad'), PORT: 'eighty' }, []);
   assert.equal(await run.exited, 2);
   assert.match(run.stderr(), /PORT \(--port\) must be a number/);
+});
+
+/** The fatal line of a failed start: exit 1, the cause in the message, no stack trace anywhere in it. */
+async function failedStart(env: Record<string, string>, args: string[] = ['--port', '0']): Promise<LogLine> {
+  const run = startMain({ ATTUNE_ADMIN_PASSWORD: 'admin password', ...env }, args);
+  assert.equal(await run.listening, null, 'it must not listen');
+  assert.equal(await run.exited, 1, run.stderr());
+  const fatal = run.logs.find((l) => l.level === 60);
+  assert.ok(fatal, `a fatal log line (stderr: ${run.stderr()})`);
+  assert.match(fatal.msg, /^start-up failed: /);
+  const line = JSON.stringify(fatal);
+  assert.doesNotMatch(line, /\bat .*\.(ts|js|mjs):\d+|"stack"/, `no stack trace in the fatal line: ${line}`);
+  assert.equal(run.logs.filter((l) => l.level === 60).length, 1);
+  return fatal;
+}
+
+/** A copy of the tiny model with `edit` applied to it. */
+function brokenModel(name: string, edit: (dir: string) => void): string {
+  const copy = path.join(dir, name);
+  fs.cpSync(modelDir, copy, { recursive: true });
+  edit(copy);
+  return copy;
+}
+
+test('an unsupported model is refused before the database or the admin account exist', async () => {
+  const model = brokenModel('model-xyz', (d) => {
+    const file = path.join(d, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), model_type: 'xyz' }));
+  });
+  const dataDir = path.join(dir, 'data-xyz');
+  const fatal = await failedStart({ ATTUNE_DATA_DIR: dataDir, ATTUNE_MODEL_DIR: model });
+  assert.ok(fatal.msg.includes(path.join(model, 'config.json')), fatal.msg);
+  assert.match(fatal.msg, /xyz/);
+  assert.equal(fatal.code, 'unsupported_model');
+  assert.ok(!fs.existsSync(path.join(dataDir, 'attune.db')), 'no database was created');
+});
+
+test('NaN weights are refused at start-up, naming the tensor, before the database exists', async () => {
+  const model = brokenModel('model-nan', (d) => {
+    const file = path.join(d, SINGLE_WEIGHTS_FILE);
+    const src = openSafetensors(file);
+    const tensors = src.names().map((name) => {
+      const data = src.getFloat32(name);
+      if (name === 'model.layers.1.mlp.up_proj.weight') data.fill(NaN, 5, 8);
+      return { name, shape: src.info(name).shape, data };
+    });
+    src.close();
+    writeSafetensors(file, tensors);
+  });
+  const dataDir = path.join(dir, 'data-nan');
+  const fatal = await failedStart({ ATTUNE_DATA_DIR: dataDir, ATTUNE_MODEL_DIR: model });
+  assert.match(fatal.msg, /model\.layers\.1\.mlp\.up_proj\.weight has 3 NaN values/);
+  assert.ok(!fs.existsSync(path.join(dataDir, 'attune.db')), 'no database was created');
+});
+
+test('a broken tokenizer is refused at start-up, naming the file, before the database exists', async () => {
+  const model = brokenModel('model-tok', (d) => fs.writeFileSync(path.join(d, 'tokenizer.json'), '{"version": "1.0", "mod'));
+  const dataDir = path.join(dir, 'data-tok');
+  const fatal = await failedStart({ ATTUNE_DATA_DIR: dataDir, ATTUNE_MODEL_DIR: model });
+  assert.ok(fatal.msg.includes(path.join(model, 'tokenizer.json')), fatal.msg);
+  assert.ok(!fs.existsSync(path.join(dataDir, 'attune.db')), 'no database was created');
+});
+
+test('a database path that cannot be opened fails the start-up naming the path, without a stack trace', async () => {
+  const dbFile = path.join(dir, 'db-is-a-directory');
+  fs.mkdirSync(dbFile, { recursive: true });
+  const fatal = await failedStart({ ATTUNE_DATA_DIR: path.join(dir, 'data-db'), ATTUNE_MODEL_DIR: modelDir, ATTUNE_DB_FILE: dbFile });
+  assert.ok(fatal.msg.includes(dbFile), fatal.msg);
 });
