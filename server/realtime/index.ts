@@ -1,34 +1,35 @@
-// socket.io on the HTTP server: authentication at the handshake, then the chat events. Handlers are
-// thin, like the HTTP ones: validate the payload with zod, call a service, emit what it reports.
-//
-// Client → server:  message:send {conversationId?, content, sampling?}
-//                   message:regenerate {messageId, sampling?}
-//                   message:abort {messageId}
-//                   compare:choose {comparisonId, choice: 'A'|'B'|'tie'|'both_bad'}
-// Server → client:  message:start {conversation, created, userMessage|null, message}
-//                   message:delta {conversationId, messageId, delta, candidate?, comparisonId?}
-//                   message:done {conversationId, message, candidate?, comparisonId?}
-//                   compare:start {conversation, created, userMessage, comparisonId, candidates: {A, B}}
-//                     (instead of message:start when a send is answered by two candidates)
-//                   compare:ready {conversationId, comparisonId, candidates: {A, B}} (both done)
-//                   compare:chosen {conversationId, comparisonId, choice, activeMessageId, preferencePairId}
-//                   error {code, message, details: {event, ...}}  (the socket stays connected)
+// socket.io on the HTTP server: authentication at the handshake, then the chat events. The contract
+// (every event's name and payload) is events.ts; every incoming packet passes guard.ts before any
+// listener runs. Handlers are thin, like the HTTP ones: call a service, emit what it reports. An
+// `error` event {code, message, details: {event, ...}} reports a refusal or failure; the socket
+// stays connected, unless its credential ended (code credentials_ended), which also ends the socket.
+import type { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
-import type { z } from 'zod';
 import type { Config } from '../config.ts';
-import { type AppError, isAppError, Unauthorized, ValidationError } from '../errors.ts';
+import { isAppError, Unauthorized } from '../errors.ts';
 import type { TrainingJobRecord } from '../db/user-models.ts';
-import { trainingJobView as toJob } from '../services/views.ts';
-import type { PersonalizationService } from '../personalize/jobs.ts';
+import type { Role } from '../db/users.ts';
+import { conversationView, messageView, trainingJobView as toJob } from '../services/views.ts';
 import type { Principal } from '../services/auth.ts';
 import type { ChatService, CompareOutcome, ReplyHooks, ReplyOutcome } from '../services/chat.ts';
+import { credentialEnds, type CredentialEndReason } from '../services/credential-events.ts';
 import type { Services } from '../services/index.ts';
-import { choosePayloadSchema, conversationView, messageRefPayloadSchema, messageView, regeneratePayloadSchema, sendPayloadSchema } from './payloads.ts';
+import type { ClientToServerEvents, ErrorPayload, PublishedEvent, ServerToClientEvents, SocketData, TrainingProgressEvent } from './events.ts';
+import { checkPacket, shownEventName } from './guard.ts';
 import { createWindowLimiter } from './rate-limit.ts';
 
+export type { ErrorPayload } from './events.ts';
+
 export const SESSION_COOKIE = 'attune_session';
+
+type InterServerEvents = Record<string, never>;
+export type AttuneServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+type AttuneSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** Where retraining progress and publish notices come from: the PersonalizationService in main.ts (an EventEmitter). */
+export type TrainingEventSource = Pick<EventEmitter, 'on'>;
 
 export interface RealtimeDeps {
   config: Config;
@@ -36,21 +37,20 @@ export interface RealtimeDeps {
   chat: ChatService;
   logger: Logger;
   /** Retraining progress for admins (training:progress, training:job) and publish notices. */
-  personalization?: PersonalizationService;
+  personalization?: TrainingEventSource;
 }
 
 const ADMIN_ROOM = 'admins';
+const userRoom = (userId: string): string => `user:${userId}`;
 
-interface SocketData {
-  principal: Principal;
-}
-
-
-export interface ErrorPayload {
-  code: string;
-  message: string;
-  details: Record<string, unknown>;
-}
+const ENDED_MESSAGES: Record<CredentialEndReason | 'invalid_token' | 'account_disabled', string> = {
+  logout: 'signed out: this session ended',
+  api_key_revoked: 'the API key of this connection was revoked',
+  password_changed: 'the password was changed: sign in again',
+  account_deleted: 'the account was deleted',
+  account_disabled: 'this account is disabled',
+  invalid_token: 'the session or API key of this connection is invalid, expired or revoked',
+};
 
 function cookieValue(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
@@ -71,7 +71,7 @@ function cookieValue(header: string | undefined, name: string): string | undefin
  * A browser sends cookies on WebSocket handshakes from any page, so the cookie counts only when the
  * page is of this server's own origin (cross-origin clients use tokens, as over HTTP).
  */
-function handshakeToken(socket: Socket): string | undefined {
+function handshakeToken(socket: AttuneSocket): string | undefined {
   const auth: unknown = socket.handshake.auth;
   const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
   if (typeof token === 'string' && token !== '') return token;
@@ -92,26 +92,53 @@ function isSameOrigin(origin: string, host: string | undefined): boolean {
   }
 }
 
-function parsePayload<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
-  throw new ValidationError(`invalid payload: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`, { issues });
-}
+const withRole = (p: Principal, role: Role): Principal => ({ ...p, user: { ...p.user, role } });
 
-export function attachRealtime(server: http.Server, { config, services, chat, logger, personalization }: RealtimeDeps): Server {
-  const io = new Server(server, {
+export function attachRealtime(server: http.Server, { config, services, chat, logger, personalization }: RealtimeDeps): AttuneServer {
+  const io: AttuneServer = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(server, {
     serveClient: false,
     maxHttpBufferSize: config.maxBodyBytes,
     ...(config.corsOrigin ? { cors: { origin: config.corsOrigin === '*' ? '*' : config.corsOrigin, credentials: false } } : {}),
   });
   const sendLimiter = createWindowLimiter({ max: config.chatRateLimit, windowMs: config.chatRateWindowSeconds * 1000, what: 'chat messages' });
 
+  /** Emits to one socket or room; a failure to encode stays in the log and never reaches the caller. */
+  const safely = (what: string, emit: () => void): void => {
+    try {
+      emit();
+    } catch (err) {
+      logger.error({ err, event: what }, 'a socket emit failed');
+    }
+  };
+
+  /** The open sockets of one user, from the user's room (copied: ending them changes the room). */
+  const socketsOf = (userId: string): AttuneSocket[] => {
+    const out: AttuneSocket[] = [];
+    for (const id of io.sockets.adapter.rooms.get(userRoom(userId)) ?? []) {
+      const s = io.sockets.sockets.get(id);
+      if (s) out.push(s);
+    }
+    return out;
+  };
+
+  const setRole = (socket: AttuneSocket, role: Role): void => {
+    socket.data.principal = withRole(socket.data.principal, role);
+    if (role === 'admin') void socket.join(ADMIN_ROOM);
+    else void socket.leave(ADMIN_ROOM);
+  };
+
+  /** Tells the client why, then closes the connection; its streams stop and are kept as partial. */
+  const endSocket = (socket: AttuneSocket, reason: keyof typeof ENDED_MESSAGES): void => {
+    const status = reason === 'account_disabled' ? 403 : 401;
+    safely('error', () => socket.emit('error', { code: 'credentials_ended', message: ENDED_MESSAGES[reason], details: { reason, status } }));
+    socket.disconnect(true);
+  };
+
   io.use((socket, next) => {
     try {
       const token = handshakeToken(socket);
       if (!token) throw new Unauthorized('sign in first: pass auth: {token} or send the session cookie', 'unauthorized');
-      (socket.data as SocketData).principal = services.auth.authenticate(token);
+      socket.data.principal = services.auth.authenticate(token);
       next();
     } catch (e) {
       const err = isAppError(e) ? e : new Unauthorized();
@@ -120,48 +147,103 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
     }
   });
 
-  // A disabled account's open connections end at once (its streams stop and are kept as partial).
-  services.admin.onUserDisabled((disabledId) => io.in(userRoom(disabledId)).disconnectSockets(true));
+  // One mechanism for every credential that dies: logout, key revoked, account deleted or disabled.
+  services.credentials.onCredentialsEnded((ended) => {
+    for (const socket of socketsOf(ended.userId)) {
+      if (credentialEnds(ended, socket.data.principal)) endSocket(socket, ended.reason);
+    }
+  });
+  services.credentials.onRoleChanged(({ userId, role }) => {
+    for (const socket of socketsOf(userId)) setRole(socket, role);
+  });
 
   if (personalization) {
-    personalization.on('progress', (p: unknown) => io.to(ADMIN_ROOM).emit('training:progress', p));
-    personalization.on('job', (job: TrainingJobRecord) => io.to(ADMIN_ROOM).emit('training:job', { job: toJob(job) }));
+    personalization.on('progress', (p: TrainingProgressEvent) => safely('training:progress', () => io.to(ADMIN_ROOM).emit('training:progress', p)));
+    personalization.on('job', (job: TrainingJobRecord) => safely('training:job', () => io.to(ADMIN_ROOM).emit('training:job', { job: toJob(job) })));
     // Everyone learns that new soft prompts serve (their next answers carry the new version).
-    personalization.on('published', (v: { id: string; publishedAt: number | null } | null) => io.emit('personalization:published', { versionId: v?.id ?? null, publishedAt: v?.publishedAt ?? null }));
+    personalization.on('published', (v: { id: string; publishedAt: number | null } | null) => {
+      const published: PublishedEvent = { versionId: v?.id ?? null, publishedAt: v?.publishedAt ?? null };
+      safely('personalization:published', () => io.emit('personalization:published', published));
+    });
   }
 
-  io.on('connection', (socket: Socket) => {
-    const userId = (socket.data as SocketData).principal.user.id;
+  io.on('connection', (socket) => {
+    const userId = socket.data.principal.user.id;
     void socket.join(userRoom(userId));
-    if ((socket.data as SocketData).principal.user.role === 'admin') void socket.join(ADMIN_ROOM);
+    if (socket.data.principal.user.role === 'admin') void socket.join(ADMIN_ROOM);
     const log = logger.child({ socketId: socket.id, userId });
-    log.debug({ via: (socket.data as SocketData).principal.via }, 'socket connected');
+    log.debug({ via: socket.data.principal.via }, 'socket connected');
     /** Answers this socket is streaming: aborted when it disconnects. */
     const streaming = new Set<string>();
     /** Candidate message id → its comparison, while streaming. */
     const comparisonOf = new Map<string, string>();
 
-    const emitError = (event: string, e: unknown) => {
+    const emitError = (event: string, e: unknown, ack?: (p: ErrorPayload) => void) => {
       let payload: ErrorPayload;
       if (isAppError(e)) {
-        const err: AppError = e;
-        payload = { code: err.code, message: err.message, details: { ...err.details, event, status: err.status } };
+        payload = { code: e.code, message: e.message, details: { ...e.details, event, status: e.status } };
       } else {
         log.error({ err: e, event }, 'unhandled error in a socket handler');
         payload = { code: 'internal', message: 'internal server error', details: { event, status: 500 } };
       }
-      socket.emit('error', payload);
+      safely('error', () => socket.emit('error', payload));
+      if (ack) safely('ack', () => ack(payload));
     };
+
+    /**
+     * Runs a handler so that nothing it does reaches the process: a synchronous throw and a rejected
+     * promise both become an `error` event, and the socket stays up.
+     */
+    const run = (event: string, handler: () => Promise<void> | void): void => {
+      void (async () => handler())().catch((e: unknown) => emitError(event, e));
+    };
+
+    /** The credential is still alive (a missed notice must not keep a dead one chatting), the role current. */
+    const stillSignedIn = (event: unknown): boolean => {
+      let principal: Principal;
+      try {
+        principal = services.auth.revalidate(socket.data.principal);
+      } catch (e) {
+        // Only a dead credential ends the socket; a failing database refuses this one event.
+        if (isAppError(e) && (e.status === 401 || e.status === 403)) endSocket(socket, e.code === 'account_disabled' ? 'account_disabled' : 'invalid_token');
+        else emitError(shownEventName(event), e);
+        return false;
+      }
+      const role = principal.user.role;
+      socket.data.principal = principal;
+      if (role !== (socket.rooms.has(ADMIN_ROOM) ? 'admin' : 'user')) setRole(socket, role);
+      return true;
+    };
+
+    // The gate: runs on the packet as socket.io received it, before any listener is applied to its
+    // arguments. A refused packet is dropped here (never passed on to next), after an error event.
+    socket.use((packet, next) => {
+      try {
+        if (!stillSignedIn(packet[0])) return;
+        const checked = checkPacket(packet);
+        if (!checked.ok) return emitError(checked.event, checked.error, checked.ack);
+        // The listener gets zod's output: trimmed, with well-formed strings.
+        packet[1] = checked.payload;
+        next();
+      } catch (e) {
+        emitError('(packet)', e);
+      }
+    });
+    // socket.io raises a malformed frame here (and closes the connection); worth a line in the log.
+    socket.on('error', (err) => log.warn({ err }, 'socket error'));
+
+    const send = <E extends keyof ServerToClientEvents>(event: E, ...args: Parameters<ServerToClientEvents[E]>): void =>
+      safely(event, () => socket.emit(event, ...args));
 
     const hooks: ReplyHooks = {
       onStart({ conversation, created, userMessage, message }) {
         streaming.add(message.id);
-        socket.emit('message:start', { conversation: conversationView(conversation), created, userMessage: userMessage && messageView(userMessage), message: messageView(message) });
+        send('message:start', { conversation: conversationView(conversation), created, userMessage: userMessage && messageView(userMessage), message: messageView(message) });
       },
       onCompareStart({ conversation, created, userMessage, comparison, candidates }) {
         comparisonOf.set(candidates.A.id, comparison.id).set(candidates.B.id, comparison.id);
         streaming.add(candidates.A.id).add(candidates.B.id);
-        socket.emit('compare:start', {
+        send('compare:start', {
           conversation: conversationView(conversation),
           created,
           userMessage: messageView(userMessage),
@@ -170,18 +252,18 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
         });
       },
       onDelta(delta, message, candidate) {
-        socket.emit('message:delta', { conversationId: message.conversationId, messageId: message.id, delta, ...(candidate ? { candidate, comparisonId: comparisonOf.get(message.id) } : {}) });
+        send('message:delta', { conversationId: message.conversationId, messageId: message.id, delta, ...(candidate ? { candidate, comparisonId: comparisonOf.get(message.id) } : {}) });
       },
       onCandidateDone(message, candidate, error) {
         streaming.delete(message.id);
         if (error !== undefined) emitError('message:send', error);
-        socket.emit('message:done', { conversationId: message.conversationId, message: messageView(message), candidate, comparisonId: comparisonOf.get(message.id) });
+        send('message:done', { conversationId: message.conversationId, message: messageView(message), candidate, comparisonId: comparisonOf.get(message.id) });
         comparisonOf.delete(message.id);
       },
     };
     const finished = (event: string, outcome: ReplyOutcome | CompareOutcome) => {
       if (outcome.kind === 'compare') {
-        socket.emit('compare:ready', {
+        send('compare:ready', {
           conversationId: outcome.conversation.id,
           comparisonId: outcome.comparison.id,
           candidates: { A: messageView(outcome.candidates.A), B: messageView(outcome.candidates.B) },
@@ -190,50 +272,34 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
       }
       streaming.delete(outcome.message.id);
       if (outcome.error !== undefined) emitError(event, outcome.error);
-      socket.emit('message:done', { conversationId: outcome.conversation.id, message: messageView(outcome.message) });
+      send('message:done', { conversationId: outcome.conversation.id, message: messageView(outcome.message) });
     };
 
-    /** Runs a handler; any failure becomes an `error` event and the socket stays up. */
-    const on = (event: string, handler: (payload: unknown) => Promise<void> | void) => {
-      socket.on(event, (payload: unknown) => {
-        void (async () => {
-          try {
-            await handler(payload);
-          } catch (e) {
-            emitError(event, e);
-          }
-        })();
-      });
-    };
-
-    on('message:send', async (payload) => {
-      const input = parsePayload(sendPayloadSchema, payload);
-      sendLimiter.hit(userId);
-      finished('message:send', await chat.send(userId, input, hooks));
-    });
-    on('message:regenerate', async (payload) => {
-      const input = parsePayload(regeneratePayloadSchema, payload);
-      sendLimiter.hit(userId);
-      finished('message:regenerate', await chat.regenerate(userId, input, hooks));
-    });
-    on('message:abort', (payload) => {
-      const { messageId } = parsePayload(messageRefPayloadSchema, payload);
-      chat.abort(userId, messageId);
-    });
-    on('compare:choose', (payload) => {
-      const input = parsePayload(choosePayloadSchema, payload);
-      const outcome = chat.choose(userId, input);
-      socket.emit('compare:chosen', {
-        conversationId: outcome.comparison.conversationId,
-        comparisonId: outcome.comparison.id,
-        choice: outcome.comparison.choice,
-        activeMessageId: outcome.activeMessageId,
-        preferencePairId: outcome.preferencePairId,
-      });
-    });
-    socket.onAny((event: string) => {
-      if (!KNOWN_EVENTS.has(event)) emitError(event, new ValidationError(`unknown event "${event}"`, { known: [...KNOWN_EVENTS] }, 'unknown_event'));
-    });
+    socket.on('message:send', (input) =>
+      run('message:send', async () => {
+        sendLimiter.hit(userId);
+        finished('message:send', await chat.send(userId, input, hooks));
+      }),
+    );
+    socket.on('message:regenerate', (input) =>
+      run('message:regenerate', async () => {
+        sendLimiter.hit(userId);
+        finished('message:regenerate', await chat.regenerate(userId, input, hooks));
+      }),
+    );
+    socket.on('message:abort', ({ messageId }) => run('message:abort', () => chat.abort(userId, messageId)));
+    socket.on('compare:choose', (input) =>
+      run('compare:choose', () => {
+        const outcome = chat.choose(userId, input);
+        send('compare:chosen', {
+          conversationId: outcome.comparison.conversationId,
+          comparisonId: outcome.comparison.id,
+          choice: outcome.comparison.choice,
+          activeMessageId: outcome.activeMessageId,
+          preferencePairId: outcome.preferencePairId,
+        });
+      }),
+    );
 
     socket.on('disconnect', (reason) => {
       log.debug({ reason, streaming: streaming.size }, 'socket disconnected');
@@ -249,7 +315,3 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
   });
   return io;
 }
-
-const userRoom = (userId: string): string => `user:${userId}`;
-
-const KNOWN_EVENTS = new Set(['message:send', 'message:regenerate', 'message:abort', 'compare:choose']);

@@ -3,8 +3,9 @@
 //
 // There is always at least one active admin: demoting or disabling the last one is a 409. Disabling
 // ends the user's sessions at once (re-enabling needs a fresh sign-in); their API keys are refused
-// while the account is disabled and work again when it is enabled. Listeners (the socket layer) hear
-// of a disable so they can drop the user's live connections.
+// while the account is disabled and work again when it is enabled. The credential events tell the
+// socket layer of a disable (it drops the user's live connections) and of a role change (it moves
+// them in or out of the admin room).
 import { z } from 'zod';
 import type { BucketRow, UserActivityCounts } from '../db/stats.ts';
 import type { UserRecord } from '../db/users.ts';
@@ -12,6 +13,7 @@ import { Conflict, NotFound, ValidationError } from '../errors.ts';
 import type { AccountUser } from './auth.ts';
 import type { ServiceContext } from './context.ts';
 import { COMPARISON_CHOICES } from './chat.ts';
+import type { CredentialEvents } from './credential-events.ts';
 
 export type { UserActivityCounts } from '../db/stats.ts';
 
@@ -78,9 +80,8 @@ const publicUser = ({ passwordHash: _omit, ...u }: UserRecord): AccountUser => u
 
 export type AdminService = ReturnType<typeof createAdminService>;
 
-export function createAdminService(ctx: ServiceContext) {
+export function createAdminService(ctx: ServiceContext, credentials: CredentialEvents) {
   const { db, repos, logger, now } = ctx;
-  const disabledListeners = new Set<(userId: string) => void>();
 
   const withCounts = (u: UserRecord): AdminUser => ({ ...publicUser(u), counts: repos.stats.countsForUser(u.id) });
   const found = (userId: string): UserRecord => {
@@ -89,7 +90,7 @@ export function createAdminService(ctx: ServiceContext) {
     return u;
   };
 
-  const updateTx = db.transaction((actorId: string, userId: string, update: UserUpdate): { user: UserRecord; nowDisabled: boolean } => {
+  const updateTx = db.transaction((actorId: string, userId: string, update: UserUpdate): { user: UserRecord; nowDisabled: boolean; roleChanged: boolean } => {
     const user = found(userId);
     const isActiveAdmin = user.role === 'admin' && !user.disabled;
     const losesAdmin = isActiveAdmin && (update.role === 'user' || update.disabled === true);
@@ -101,7 +102,7 @@ export function createAdminService(ctx: ServiceContext) {
     const nowDisabled = update.disabled === true && !user.disabled;
     if (update.disabled !== undefined) repos.users.setDisabled(userId, update.disabled);
     if (nowDisabled) repos.sessions.deleteForUser(userId);
-    return { user: found(userId), nowDisabled };
+    return { user: found(userId), nowDisabled, roleChanged: update.role !== undefined && update.role !== user.role };
   });
 
   return {
@@ -117,28 +118,15 @@ export function createAdminService(ctx: ServiceContext) {
 
     /** Changes the role and/or the disabled flag; refuses to leave the server without an active admin. */
     updateUser(actorId: string, userId: string, update: UserUpdate): AdminUser {
-      const { user, nowDisabled } = updateTx(actorId, userId, update);
+      const { user, nowDisabled, roleChanged } = updateTx(actorId, userId, update);
       logger.info({ actorId, userId, role: update.role, disabled: update.disabled }, 'user updated by an admin');
-      if (nowDisabled) {
-        for (const listener of disabledListeners) {
-          try {
-            listener(userId);
-          } catch (err) {
-            logger.error({ err, userId }, 'a user-disabled listener failed');
-          }
-        }
-      }
+      if (roleChanged) credentials.roleChanged({ userId, role: user.role });
+      if (nowDisabled) credentials.credentialsEnded({ userId, reason: 'account_disabled', scope: { kind: 'all' } });
       return withCounts(user);
     },
 
     /** Training jobs per status, for the metrics gauge. */
     trainingJobCounts: (): Array<{ status: string; n: number }> => repos.stats.trainingJobsByStatus(),
-
-    /** Called with the user's id whenever an account is disabled. Returns the unsubscribe function. */
-    onUserDisabled(listener: (userId: string) => void): () => void {
-      disabledListeners.add(listener);
-      return () => disabledListeners.delete(listener);
-    },
 
     /** Thumbs, comparisons and preference pairs of the last `days` UTC days (today included), optionally of one user. */
     feedbackStats(input: { days: number; userId?: string }): FeedbackStats {

@@ -10,6 +10,7 @@ import { type ChatDeps, createChatService } from './chat.ts';
 import { createCompletionService } from './completions.ts';
 import type { ServiceContext } from './context.ts';
 import { createConversationService } from './conversations.ts';
+import { createCredentialEvents } from './credential-events.ts';
 import { createExportService } from './export.ts';
 import { createFeedbackService } from './feedback.ts';
 
@@ -33,11 +34,14 @@ export const createCompletions = (deps: ServiceDeps, chat: ChatDeps) => createCo
 
 export function createServices(deps: ServiceDeps) {
   const ctx = contextOf(deps);
+  // Auth and admin end credentials and change roles; the socket layer hears of both here.
+  const credentials = createCredentialEvents(ctx.logger);
   return {
-    auth: createAuthService(ctx),
+    auth: createAuthService(ctx, credentials),
     conversations: createConversationService(ctx),
     feedback: createFeedbackService(ctx),
-    admin: createAdminService(ctx),
+    admin: createAdminService(ctx, credentials),
+    credentials,
     exports: createExportService(ctx),
   };
 }

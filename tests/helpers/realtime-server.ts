@@ -4,11 +4,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { io as connect, type Socket } from 'socket.io-client';
 import { Engine } from '../../server/lm/generate.ts';
 import { writeRandomModel } from '../../server/lm/random-model.ts';
-import { attachRealtime } from '../../server/realtime/index.ts';
+import { attachRealtime, type TrainingEventSource } from '../../server/realtime/index.ts';
 import type { ChatEngine, ChatService, UserPrefixSource } from '../../server/services/chat.ts';
 import { createChat } from '../../server/services/index.ts';
 import { createTestServer, listenOnLoopback, type TestServer, type TestServerOptions } from './api-server.ts';
@@ -29,14 +29,26 @@ export async function loadTestEngine(): Promise<{ engine: Engine; dir: string }>
 
 export const TEST_MODEL_ID = 'random-test-model';
 
+export interface RealtimeTestServerOptions extends TestServerOptions {
+  chatEngine?: ChatEngine;
+  userModels?: UserPrefixSource;
+  /** Retraining events for the admin room (e.g. a plain EventEmitter the test emits on). */
+  trainingEvents?: TrainingEventSource;
+  /** The chat service's and socket layer's logger (silent by default). */
+  logger?: Logger;
+  /** Replace the chat service the sockets call (e.g. to make one method throw). */
+  wrapChat?: (chat: ChatService) => ChatService;
+}
+
 /** Socket chat and the OpenAI-compatible API (/v1) over the same engine and soft prompts, as in main.ts. */
-export async function startRealtimeServer(engine: Engine, opts: TestServerOptions & { chatEngine?: ChatEngine; userModels?: UserPrefixSource } = {}): Promise<RealtimeTestServer> {
+export async function startRealtimeServer(engine: Engine, opts: RealtimeTestServerOptions = {}): Promise<RealtimeTestServer> {
   const chatDeps = { engine: opts.chatEngine ?? engine, modelId: TEST_MODEL_ID, ...(opts.userModels ? { userModels: opts.userModels } : {}) };
   const t = createTestServer({ ...opts, chatDeps, env: { ATTUNE_MAX_NEW_TOKENS: '1000', ...opts.env } });
-  const logger = pino({ level: 'silent' });
-  const chat = createChat({ db: t.db, config: t.config, logger, now: opts.now }, chatDeps);
+  const logger = opts.logger ?? pino({ level: 'silent' });
+  const realChat = createChat({ db: t.db, config: t.config, logger, now: opts.now }, chatDeps);
+  const chat = opts.wrapChat ? opts.wrapChat(realChat) : realChat;
   const server = http.createServer(t.app);
-  const io = attachRealtime(server, { config: t.config, services: t.services, chat, logger });
+  const io = attachRealtime(server, { config: t.config, services: t.services, chat, logger, ...(opts.trainingEvents ? { personalization: opts.trainingEvents } : {}) });
   const url = await listenOnLoopback(server);
   return {
     ...t,
@@ -61,6 +73,14 @@ export function connectClient(url: string, token: string | undefined, extra: { c
     ...(token === undefined ? {} : { auth: { token } }),
     ...(Object.keys(headers).length ? { extraHeaders: headers } : {}),
   });
+}
+
+/**
+ * Writes one socket.io packet exactly as given (e.g. `2["message:send",{}]`, an EVENT) as an engine.io
+ * message over the client's live transport: frames no well-behaved client would build.
+ */
+export function sendRawPacket(socket: Socket, packet: string): void {
+  socket.io.engine.send(packet);
 }
 
 /** Resolves once connected; rejects with the connect_error. */
