@@ -63,6 +63,14 @@ export const configSchema = z.object({
     flag: 'cors-origin',
     doc: "Origins allowed to call the API from a browser: a comma-separated list, '*', or off. Default off (same origin only).",
   }),
+  publicOrigin: setting(
+    z.string().trim().refine((o) => URL.canParse(o) && new URL(o).origin === o, 'must be an origin like https://chat.example.com (no path, no trailing slash)').optional(),
+    {
+      env: 'ATTUNE_PUBLIC_ORIGIN',
+      flag: 'public-origin',
+      doc: "The origin browsers see the server at (e.g. https://chat.example.com), for the CSRF check of cookie-authenticated writes when a reverse proxy does not pass the Host and X-Forwarded-Proto it was reached with. Default unset: the request's own scheme and Host (X-Forwarded-* only under ATTUNE_TRUST_PROXY).",
+    },
+  ),
   sessionTtlHours: setting(num(0.01, 24 * 365).default(168), { env: 'ATTUNE_SESSION_TTL_HOURS', flag: 'session-ttl-hours', doc: 'Lifetime of a sign-in session. Default 168 (7 days).' }),
   cookieSecure: setting(bool().default(false), {
     env: 'ATTUNE_COOKIE_SECURE',

@@ -65,11 +65,19 @@ export class PayloadTooLarge extends AppError {
   }
 }
 
+/** 415: the body's charset or content encoding is one the server does not read. */
+export class UnsupportedMediaType extends AppError {
+  readonly status = 415;
+  constructor(message: string, code = 'unsupported_media_type', details: ErrorDetails = {}) {
+    super(code, message, details);
+  }
+}
+
 /** 429: too many requests in the current window; details.retryAfterSeconds says when to retry. */
 export class RateLimited extends AppError {
   readonly status = 429;
-  constructor(message = 'too many requests, slow down', details: ErrorDetails = {}) {
-    super('rate_limited', message, details);
+  constructor(message = 'too many requests, slow down', details: ErrorDetails = {}, code = 'rate_limited') {
+    super(code, message, details);
   }
 }
 

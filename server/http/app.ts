@@ -13,6 +13,7 @@ import type { CompletionService } from '../services/completions.ts';
 import type { Services } from '../services/index.ts';
 import { createAuthenticator } from './middleware/auth.ts';
 import { cors } from './middleware/cors.ts';
+import { createOriginCheck } from './middleware/csrf.ts';
 import { errorHandler, notFoundHandler } from './middleware/errors.ts';
 import { createIpRateLimiter } from './middleware/rate-limit.ts';
 import { buildOpenApiDocument } from './openapi.ts';
@@ -100,8 +101,13 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
     }),
   );
   if (config.corsOrigin) app.use(cors(config.corsOrigin));
-  app.use(express.json({ limit: config.maxBodyBytes }));
+  // API answers are per user (or carry a token) and go stale at once: no browser or proxy may keep them.
+  // The client's static files are outside these prefixes and keep their own caching.
+  app.use(['/api', '/v1'], noStore);
   app.use(cookieParser());
+  // Before the body is read: a forged request is refused without parsing it.
+  app.use(createOriginCheck({ publicOrigin: config.publicOrigin, corsOrigin: config.corsOrigin }));
+  app.use(express.json({ limit: config.maxBodyBytes }));
 
   const routeDeps: RouteDeps = {
     config,
@@ -152,6 +158,11 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
   app.use(errorHandler);
   return { app, routes };
 }
+
+const noStore: express.RequestHandler = (_req, res, next) => {
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+};
 
 /**
  * Counts every response by method, route pattern (never the raw URL: ids would make a series per

@@ -10,8 +10,12 @@ import type { ApiKeyRecord } from '../db/api-keys.ts';
 import type { Role, UserRecord } from '../db/users.ts';
 
 export { ROLES, type Role } from '../db/users.ts';
-import { Conflict, Forbidden, NotFound, Unauthorized } from '../errors.ts';
+import { Conflict, Forbidden, NotFound, RateLimited, Unauthorized } from '../errors.ts';
 import type { ServiceContext } from './context.ts';
+import { ConfigError } from '../config.ts';
+import { createLoginThrottle } from './login-throttle.ts';
+import { assertNewPasswordAcceptable, judgeNewPassword } from './password-policy.ts';
+import type { CredentialEvents } from './credential-events.ts';
 
 export const usernameSchema = z
   .string()
@@ -57,12 +61,19 @@ const isUniqueViolation = (e: unknown): boolean => e instanceof Error && 'code' 
 
 export type AuthService = ReturnType<typeof createAuthService>;
 
-export function createAuthService(ctx: ServiceContext) {
+export function createAuthService(ctx: ServiceContext, credentials: CredentialEvents) {
   const { db, repos, config, logger, now } = ctx;
   const ttlMs = Math.round(config.sessionTtlHours * 3600_000);
   // Unknown usernames still cost one argon2 verification, so response time does not reveal accounts.
   let dummyHash: Promise<string> | null = null;
   const dummy = () => (dummyHash ??= argon2Hash(randomToken()));
+  const loginThrottle = createLoginThrottle({ now });
+  const beginPasswordAttempt = (username: string) => {
+    const attempt = loginThrottle.begin(username);
+    if (attempt.allowed) return attempt;
+    const retryAfterSeconds = Math.ceil(attempt.retryAfterMs / 1000);
+    throw new RateLimited(`too many wrong passwords for this username: try again in ${retryAfterSeconds} s`, { retryAfterSeconds }, 'login_throttled');
+  };
 
   const openSession = (user: UserRecord): SignedIn => {
     const token = randomToken();
@@ -93,17 +104,20 @@ export function createAuthService(ctx: ServiceContext) {
     /** Creates a user account and signs it in. */
     async register(input: Credentials): Promise<SignedIn> {
       if (repos.users.findByUsername(input.username)) throw new Conflict(`the username "${input.username}" is taken`, 'username_taken');
+      await assertNewPasswordAcceptable(input.password, [input.username]);
       const passwordHash = await argon2Hash(input.password);
       return registerTx(input.username, passwordHash);
     },
 
     async login(input: Credentials): Promise<SignedIn> {
+      const attempt = beginPasswordAttempt(input.username);
       const user = repos.users.findByUsername(input.username);
       if (!user) {
         await argon2Verify(await dummy(), input.password);
         throw new Unauthorized('wrong username or password', 'invalid_credentials');
       }
       if (!(await checkPassword(user, input.password))) throw new Unauthorized('wrong username or password', 'invalid_credentials');
+      attempt.settle(true);
       if (user.disabled) throw new Forbidden('this account is disabled', 'account_disabled');
       repos.sessions.deleteExpired(now());
       return openSession(user);
@@ -111,7 +125,9 @@ export function createAuthService(ctx: ServiceContext) {
 
     /** Ends the session the request was made with; API keys are revoked separately. */
     logout(principal: Principal): void {
-      if (principal.via === 'session') repos.sessions.delete(principal.sessionTokenHash);
+      if (principal.via !== 'session') return;
+      repos.sessions.delete(principal.sessionTokenHash);
+      credentials.credentialsEnded({ userId: principal.user.id, reason: 'logout', scope: { kind: 'session', sessionTokenHash: principal.sessionTokenHash } });
     },
 
     /** Resolves a bearer credential (session token or `atn_` API key) to its user. */
@@ -130,6 +146,25 @@ export function createAuthService(ctx: ServiceContext) {
       if (!principal) throw new Unauthorized('the session or API key is invalid, expired or revoked', 'invalid_token');
       if (principal.user.disabled) throw new Forbidden('this account is disabled', 'account_disabled');
       return principal;
+    },
+
+    /**
+     * The principal again, from the database. A socket authenticates once, at its handshake, and its
+     * credential may have ended since (expired, revoked, signed out, account disabled or deleted):
+     * three primary-key lookups, cheap enough to repeat at every event.
+     */
+    revalidate(principal: Principal): Principal {
+      const user = repos.users.findById(principal.user.id);
+      const live =
+        user !== undefined &&
+        (principal.via === 'session'
+          ? repos.sessions.findLive(principal.sessionTokenHash, now())?.userId === user.id
+          : repos.apiKeys.findForUser(principal.apiKeyId, user.id)?.revokedAt === null);
+      if (!user || !live) throw new Unauthorized('the session or API key is invalid, expired or revoked', 'invalid_token');
+      if (user.disabled) throw new Forbidden('this account is disabled', 'account_disabled');
+      return principal.via === 'session'
+        ? { user: publicUser(user), via: 'session', sessionTokenHash: principal.sessionTokenHash }
+        : { user: publicUser(user), via: 'api_key', apiKeyId: principal.apiKeyId };
     },
 
     getUser(userId: string): AccountUser {
@@ -154,19 +189,23 @@ export function createAuthService(ctx: ServiceContext) {
     /** Revokes one of the user's keys; revoking twice is fine, someone else's key is not found. */
     revokeApiKey(userId: string, id: string): void {
       if (!repos.apiKeys.findForUser(id, userId)) throw new NotFound('no such API key');
-      repos.apiKeys.revoke(id, userId, now());
+      if (repos.apiKeys.revoke(id, userId, now())) credentials.credentialsEnded({ userId, reason: 'api_key_revoked', scope: { kind: 'api_key', apiKeyId: id } });
     },
 
     /** Deletes the account and, by cascade, every row the user owns. Needs the password again. */
     async deleteAccount(userId: string, password: string): Promise<void> {
       const user = repos.users.findById(userId);
       if (!user) throw new NotFound('no such user');
+      // The confirmation is a password oracle too (for whoever holds a stolen session): same budget.
+      const attempt = beginPasswordAttempt(user.username);
       if (!(await checkPassword(user, password))) throw new Forbidden('the password is wrong', 'wrong_password');
+      attempt.settle(true);
       if (user.role === 'admin' && !user.disabled && repos.users.countActiveAdmins() <= 1) {
         throw new Conflict('the last admin cannot delete their account: make another admin first', 'last_admin');
       }
       deleteUserTx(userId);
       logger.info({ userId }, 'account deleted');
+      credentials.credentialsEnded({ userId, reason: 'account_deleted', scope: { kind: 'all' } });
     },
 
     /**
@@ -177,6 +216,15 @@ export function createAuthService(ctx: ServiceContext) {
       if (repos.users.countActiveAdmins() > 0) return { created: false };
       if (repos.users.findByUsername(ADMIN_USERNAME)) {
         throw new Conflict(`there is no active admin, but the username "${ADMIN_USERNAME}" belongs to a regular or disabled account`, 'admin_bootstrap');
+      }
+      if (config.adminPassword) {
+        // Refused at start-up rather than letting a guessable admin password go live.
+        const v = await judgeNewPassword(config.adminPassword, [ADMIN_USERNAME]);
+        if (!v.ok) {
+          throw new ConfigError(`invalid configuration: ATTUNE_ADMIN_PASSWORD is refused: ${v.message}; or unset it to have a random one generated and logged once`, [
+            { setting: 'ATTUNE_ADMIN_PASSWORD', message: v.message! },
+          ]);
+        }
       }
       const generatedPassword = config.adminPassword ? null : randomBytes(18).toString('base64url');
       const passwordHash = await argon2Hash(config.adminPassword ?? generatedPassword!);

@@ -85,6 +85,17 @@ export async function registerUser(app: Express, username = uniqueName(), passwo
   return { id: res.body.user.id, username, token: res.body.token, auth: { Authorization: `Bearer ${res.body.token}` } };
 }
 
+/**
+ * Cookie-authenticated writes must come from the server's own origin (the CSRF check). supertest
+ * listens on a fresh port per request, so these requests name a fixed host instead: the Host they
+ * reached and the Origin a page of that host sends, as a browser would.
+ */
+export const TEST_HOST = 'attune.test';
+export const TEST_ORIGIN = `http://${TEST_HOST}`;
+
+/** Headers of a request from the web client's own page, signed in by the session cookie. */
+export const viaCookie = (token: string): Record<string, string> => ({ Cookie: `attune_session=${token}`, Host: TEST_HOST, Origin: TEST_ORIGIN });
+
 /** Asserts the one error shape, and returns the error for further checks. */
 export function assertError(res: request.Response, status: number, code?: string): { code: string; message: string; details: Record<string, unknown> } {
   assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);

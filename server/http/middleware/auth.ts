@@ -27,8 +27,9 @@ export function createAuthenticator(auth: AuthService): Authenticator {
   };
 }
 
-// SameSite=Lax keeps the cookie off cross-site POST/PATCH/DELETE requests, which is the CSRF defence
-// for cookie-authenticated writes; cross-origin clients use bearer tokens instead.
+// SameSite=Lax keeps the cookie off cross-site POST/PATCH/DELETE requests, but not off same-site ones
+// (another port or subdomain of this host): csrf.ts checks the Origin of every cookie-authenticated
+// write. Cross-origin clients use bearer tokens instead.
 const cookieOptions = (config: Config): CookieOptions => ({ httpOnly: true, sameSite: 'lax', secure: config.cookieSecure, path: '/' });
 
 export function setSessionCookie(res: Response, config: Config, token: string, expiresAt: number): void {

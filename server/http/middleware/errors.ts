@@ -1,25 +1,94 @@
-// The one place errors become responses: typed AppErrors keep their status and code; body-parser's
-// errors become 400/413; anything else is a 500 whose details stay in the log, never in the response.
+// The one place errors become responses: typed AppErrors keep their status and code; errors of the
+// HTTP plumbing (body-parser, raw-body, the router's parameter decoding) become the 4xx they are;
+// anything else is a 500 whose details stay in the log, never in the response. The /v1 error handler
+// uses the same mapping (toAppError) and only renders it in OpenAI's shape.
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { type AppError, NotFound, PayloadTooLarge, ValidationError, errorBody, isAppError } from '../../errors.ts';
+import {
+  type AppError,
+  Forbidden,
+  NotFound,
+  PayloadTooLarge,
+  UnsupportedMediaType,
+  ValidationError,
+  errorBody,
+  isAppError,
+} from '../../errors.ts';
 
 class InternalError extends Error {}
 
+/** What http-errors (used by body-parser, raw-body and the router) put on an error. */
 interface HttpishError {
   type?: unknown;
   status?: unknown;
   expose?: unknown;
   limit?: unknown;
+  charset?: unknown;
+  encoding?: unknown;
+  code?: unknown;
 }
 
-function toAppError(err: unknown): AppError | null {
+const statusOf = (e: HttpishError): number | null => (typeof e.status === 'number' ? e.status : null);
+
+/**
+ * Maps any thrown value to the AppError a client should see, or null for a server fault (500).
+ * body-parser's error types (body-parser 2 and raw-body 3), by what they mean:
+ * - entity.too.large, parameters.too.many → 413;
+ * - entity.parse.failed, querystring.parse.rangeError → 400 (the body is not what it claims);
+ * - charset.unsupported (a charset other than UTF-8/16/32 for JSON) and encoding.unsupported (a
+ *   Content-Encoding other than identity, gzip, deflate, br) → 415;
+ * - request.aborted (the client went away mid-body), request.size.invalid (fewer or more bytes than
+ *   Content-Length) → 400;
+ * - a Content-Encoding we decode but whose bytes do not decompress (zlib's error, wrapped as a 400
+ *   without a type) → 400;
+ * - entity.verify.failed → 403 (only with a `verify` option, which we do not set);
+ * - stream.encoding.set, stream.not.readable → 500: they mean the server read the stream twice, a bug
+ *   of ours, never the client's input.
+ * The router's URIError (a malformed %-escape in a path parameter, e.g. GET /api/conversations/%) is
+ * a 400 too.
+ */
+export function toAppError(err: unknown): AppError | null {
   if (isAppError(err)) return err;
-  const e = (err ?? {}) as HttpishError;
-  if (e.type === 'entity.too.large') {
-    return new PayloadTooLarge(`the request body is larger than the ${e.limit} bytes allowed`, { limitBytes: e.limit });
+  if (err instanceof URIError) {
+    return new ValidationError('the URL path has a malformed percent-encoding (a % must be followed by two hex digits of valid UTF-8)', {}, 'invalid_path_encoding');
   }
-  if (e.type === 'entity.parse.failed') return new ValidationError('the request body is not valid JSON', {}, 'invalid_json');
-  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true) {
+  const e = (err ?? {}) as HttpishError;
+  switch (e.type) {
+    case 'entity.too.large':
+      return new PayloadTooLarge(`the request body is larger than the ${e.limit} bytes allowed`, { limitBytes: e.limit });
+    case 'parameters.too.many':
+      return new PayloadTooLarge('the request body has too many parameters', {});
+    case 'entity.parse.failed':
+      return new ValidationError('the request body is not valid JSON', {}, 'invalid_json');
+    case 'querystring.parse.rangeError':
+      return new ValidationError('the request body is nested too deeply', {}, 'invalid_body');
+    case 'charset.unsupported':
+      return new UnsupportedMediaType(
+        `the body's charset ${JSON.stringify(String(e.charset ?? ''))} is not supported: send JSON as UTF-8 (Content-Type: application/json; charset=utf-8)`,
+        'unsupported_charset',
+        { charset: typeof e.charset === 'string' ? e.charset : null },
+      );
+    case 'encoding.unsupported':
+      return new UnsupportedMediaType(
+        `the Content-Encoding ${JSON.stringify(String(e.encoding ?? ''))} is not supported: send the body uncompressed, or as gzip, deflate or br`,
+        'unsupported_content_encoding',
+        { encoding: typeof e.encoding === 'string' ? e.encoding : null },
+      );
+    case 'request.aborted':
+      return new ValidationError('the request body ended before it was complete', {}, 'request_aborted');
+    case 'request.size.invalid':
+      return new ValidationError('the request body does not have the length its Content-Length header says', {}, 'invalid_content_length');
+    case 'entity.verify.failed':
+      return new Forbidden('the request body was refused', 'body_refused');
+    case 'stream.encoding.set':
+    case 'stream.not.readable':
+      return null;
+  }
+  const status = statusOf(e);
+  // zlib's codes: Z_DATA_ERROR and kin (gzip, deflate), ERR__ERROR_FORMAT_… (brotli).
+  if (status === 400 && e.type === undefined && typeof e.code === 'string' && /^(Z_|ERR__ERROR|ERR_BROTLI|ERR_ZSTD)/.test(e.code)) {
+    return new ValidationError('the request body does not decompress as its Content-Encoding says', {}, 'invalid_content_encoding');
+  }
+  if (status !== null && status >= 400 && status < 500 && e.expose === true) {
     return new ValidationError(err instanceof Error ? err.message : 'bad request', {}, 'bad_request');
   }
   return null;
@@ -29,6 +98,17 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new NotFound(`no route for ${req.method} ${req.path}`, 'route_not_found'));
 };
 
+/** Headers that go with an error response, whichever shape its body takes. */
+export function setErrorHeaders(res: Parameters<ErrorRequestHandler>[2], appError: AppError, original: unknown): void {
+  if (appError.status === 413 && !isAppError(original)) {
+    // The unread rest of an oversize body would otherwise be parsed as the next request.
+    res.setHeader('Connection', 'close');
+  }
+  if (appError.status === 429 && typeof appError.details.retryAfterSeconds === 'number') {
+    res.setHeader('Retry-After', String(appError.details.retryAfterSeconds));
+  }
+}
+
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const appError = toAppError(err);
   if (res.headersSent) {
@@ -37,13 +117,7 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     return;
   }
   if (appError) {
-    if (appError.status === 413 && !isAppError(err)) {
-      // The unread rest of an oversize body would otherwise be parsed as the next request.
-      res.setHeader('Connection', 'close');
-    }
-    if (appError.status === 429 && typeof appError.details.retryAfterSeconds === 'number') {
-      res.setHeader('Retry-After', String(appError.details.retryAfterSeconds));
-    }
+    setErrorHeaders(res, appError, err);
     res.status(appError.status).json(errorBody(appError));
     return;
   }

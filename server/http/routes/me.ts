@@ -59,7 +59,9 @@ export function meRoutes({ config, services, authenticator }: RouteDeps): Route[
         responseDescription: 'Created',
         handler: ({ principal, body }) => {
           const { key, info } = services.auth.createApiKey(principal.user.id, body.name);
-          return { key, ...toApiKey(info) };
+          // Exactly the documented CreatedApiKey: a new key is never revoked, so revokedAt is not part of it.
+          const { revokedAt: _revokedAt, ...view } = toApiKey(info);
+          return { key, ...view };
         },
       },
       authenticator,

@@ -8,10 +8,11 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import express from 'express';
 import type { Config } from '../../config.ts';
-import { type AppError, NotFound, PayloadTooLarge, RateLimited, Unauthorized, ValidationError, isAppError } from '../../errors.ts';
+import { type AppError, NotFound, Unauthorized, ValidationError } from '../../errors.ts';
 import type { AuthService } from '../../services/auth.ts';
 import { type ChatCompletionRequest, chatCompletionRequestSchema, type CompletionService, openAiFinishReason, usageOf } from '../../services/completions.ts';
 import { bearerToken } from '../middleware/auth.ts';
+import { setErrorHeaders, toAppError } from '../middleware/errors.ts';
 import { createUserRateLimiter } from '../middleware/rate-limit.ts';
 
 export interface OpenAiRouteDeps {
@@ -83,7 +84,7 @@ export function openAiRouter({ config, auth, completions }: OpenAiRouteDeps): { 
 
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-cache, no-transform');
+    res.setHeader('Cache-Control', 'no-store, no-transform');
     res.setHeader('X-Accel-Buffering', 'no');
     res.flushHeaders();
     const chunk = (delta: Record<string, unknown>, finishReason: string | null) => ({
@@ -112,11 +113,9 @@ export function openAiRouter({ config, auth, completions }: OpenAiRouteDeps): { 
 
   router.use((req, _res, next) => next(new NotFound(`no route for ${req.method} /v1${req.path}`, 'unknown_url')));
 
+  // The same mapping as the /api error handler (body-parser's 400/413/415 included), in OpenAI's shape.
   const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-    let e: AppError | null = isAppError(err) ? err : null;
-    const httpish = (err ?? {}) as { type?: unknown; limit?: unknown };
-    if (!e && httpish.type === 'entity.too.large') e = new PayloadTooLarge(`the request body is larger than the ${httpish.limit} bytes allowed`, { limitBytes: httpish.limit });
-    if (!e && httpish.type === 'entity.parse.failed') e = new ValidationError('the request body is not valid JSON', {}, 'invalid_json');
+    const e = toAppError(err);
     if (res.headersSent) {
       req.log.error({ err }, 'error after the response started');
       res.end();
@@ -127,10 +126,8 @@ export function openAiRouter({ config, auth, completions }: OpenAiRouteDeps): { 
       res.status(500).json({ error: { message: 'internal server error', type: 'server_error', code: 'internal', param: null } } satisfies OpenAiErrorBody);
       return;
     }
-    const status = e.status;
-    if (status === 413) res.setHeader('Connection', 'close');
-    if (e instanceof RateLimited && typeof e.details.retryAfterSeconds === 'number') res.setHeader('Retry-After', String(e.details.retryAfterSeconds));
-    res.status(status).json(openAiError(e));
+    setErrorHeaders(res, e, err);
+    res.status(e.status).json(openAiError(e));
   };
   return { router, errorHandler };
 }
