@@ -71,22 +71,25 @@ function cookieValue(header: string | undefined, name: string): string | undefin
  * A browser sends cookies on WebSocket handshakes from any page, so the cookie counts only when the
  * page is of this server's own origin (cross-origin clients use tokens, as over HTTP).
  */
-function handshakeToken(socket: AttuneSocket): string | undefined {
+function handshakeToken(socket: AttuneSocket, publicOrigin: string | undefined): string | undefined {
   const auth: unknown = socket.handshake.auth;
   const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
   if (typeof token === 'string' && token !== '') return token;
   const cookie = cookieValue(socket.handshake.headers.cookie, SESSION_COOKIE);
   if (!cookie) return undefined;
   const origin = socket.handshake.headers.origin;
-  if (origin !== undefined && !isSameOrigin(origin, socket.handshake.headers.host)) {
+  if (origin !== undefined && !isSameOrigin(origin, socket.handshake.headers.host, publicOrigin)) {
     throw new Unauthorized('the session cookie is accepted only from pages of this server: pass auth: {token} instead', 'cross_origin_cookie');
   }
   return cookie;
 }
 
-function isSameOrigin(origin: string, host: string | undefined): boolean {
+/** The page's origin is this server's: its host as the handshake reached us, or ATTUNE_PUBLIC_ORIGIN (a proxy that rewrites Host). */
+function isSameOrigin(origin: string, host: string | undefined, publicOrigin: string | undefined): boolean {
   try {
-    return host !== undefined && new URL(origin).host === host;
+    const page = new URL(origin);
+    if (publicOrigin !== undefined && page.origin === new URL(publicOrigin).origin) return true;
+    return host !== undefined && page.host === host;
   } catch {
     return false;
   }
@@ -136,7 +139,7 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
 
   io.use((socket, next) => {
     try {
-      const token = handshakeToken(socket);
+      const token = handshakeToken(socket, config.publicOrigin);
       if (!token) throw new Unauthorized('sign in first: pass auth: {token} or send the session cookie', 'unauthorized');
       socket.data.principal = services.auth.authenticate(token);
       next();
