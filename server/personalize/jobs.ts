@@ -19,6 +19,7 @@ import type { ChatMessage } from '../lm/tokenizer.ts';
 import { metrics } from '../metrics.ts';
 import { isHeldout, type PdpoConfig, pdpoConfigSchema, type StepLog } from './pdpo.ts';
 import { runTrainJob, type JobPair, type TrainerEvent, type TrainJobResult, type TrainJobSpec } from './trainer.ts';
+import type { WorkerCommand, WorkerMessage } from './worker.ts';
 import { UserModel } from './user-model.ts';
 
 export interface PersonalizationSettings {
@@ -65,28 +66,58 @@ export interface JobProgress extends JsonObject {
 /** How a job is run: in a worker thread (the server) or in-process (tests, tools). */
 export type JobRunner = (spec: TrainJobSpec, emit: (e: TrainerEvent) => void, signal: AbortSignal) => Promise<TrainJobResult>;
 
+/** How long a cancelled worker may take to stop by itself before it is terminated. */
+const WORKER_STOP_GRACE_MS = 30_000;
+
+/**
+ * Runs the job in a worker thread. A job stops by asking the worker to stop (it checks between
+ * steps and batches) and settles only once the thread has exited: terminating a thread while
+ * onnxruntime runs in it aborts the whole process ("terminate called after throwing Napi::Error").
+ * An `emit` that throws (e.g. a progress write to a failing database) stops the job with that error.
+ */
 export const workerRunner: JobRunner = (spec, emit, signal) =>
   new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: spec });
-    let settled = false;
-    const finish = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      fn();
+    let outcome: { ok: true; result: TrainJobResult } | { ok: false; error: unknown } | null = null;
+    let killTimer: NodeJS.Timeout | null = null;
+    const stop = (error: unknown) => {
+      if (outcome) return;
+      outcome = { ok: false, error };
+      worker.postMessage({ type: 'cancel' } satisfies WorkerCommand);
+      killTimer = setTimeout(() => {
+        // Unresponsive for this long it is not inside a short onnxruntime run; the promise only
+        // reports that the thread is gone, which 'exit' says too.
+        worker.terminate().catch(() => undefined);
+      }, WORKER_STOP_GRACE_MS);
+      killTimer.unref();
     };
-    const onAbort = () => {
-      void worker.terminate();
-      finish(() => reject(new JobCancelled()));
-    };
-    signal.addEventListener('abort', onAbort);
-    worker.on('message', (m: TrainerEvent | { type: 'done'; result: TrainJobResult } | { type: 'error'; message: string }) => {
-      if (m.type === 'done') finish(() => resolve(m.result));
-      else if (m.type === 'error') finish(() => reject(new Error(m.message)));
-      else emit(m);
+    const onAbort = () => stop(new JobCancelled());
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    worker.on('message', (m: WorkerMessage) => {
+      // After a stop, the worker's last reports and its own error are of no interest.
+      if (outcome) return;
+      if (m.type === 'done') outcome = { ok: true, result: m.result };
+      else if (m.type === 'error') outcome = { ok: false, error: new Error(m.message) };
+      else {
+        try {
+          emit(m);
+        } catch (err) {
+          stop(err);
+        }
+      }
     });
-    worker.on('error', (err) => finish(() => reject(err)));
-    worker.on('exit', (code) => finish(() => reject(new Error(`the training worker exited with code ${code}`))));
+    worker.on('messageerror', (err) => stop(err));
+    worker.on('error', (err) => {
+      outcome ??= { ok: false, error: err };
+    });
+    worker.on('exit', (code) => {
+      if (killTimer) clearTimeout(killTimer);
+      signal.removeEventListener('abort', onAbort);
+      const o = outcome ?? { ok: false as const, error: new Error(`the training worker exited with code ${code}`) };
+      if (o.ok) resolve(o.result);
+      else reject(o.error);
+    });
   });
 
 export const inProcessRunner: JobRunner = (spec, emit, signal) => runTrainJob(spec, emit, signal);
