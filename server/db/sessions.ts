@@ -23,6 +23,7 @@ export function createSessionRepository(db: Db) {
   const remove = db.prepare<[string]>('DELETE FROM sessions WHERE token_hash = ?');
   const removeExpired = db.prepare<[number]>('DELETE FROM sessions WHERE expires_at <= ?');
   const removeForUser = db.prepare<[string]>('DELETE FROM sessions WHERE user_id = ?');
+  const removeOthersForUser = db.prepare<[string, string]>('DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?');
 
   return {
     insert(s: SessionRecord): void {
@@ -36,5 +37,7 @@ export function createSessionRepository(db: Db) {
     delete: (tokenHash: string): boolean => remove.run(tokenHash).changes === 1,
     deleteExpired: (now: number): number => removeExpired.run(now).changes,
     deleteForUser: (userId: string): number => removeForUser.run(userId).changes,
+    /** Every session of the user but the one with `keepTokenHash`; returns how many ended. */
+    deleteOthersForUser: (userId: string, keepTokenHash: string): number => removeOthersForUser.run(userId, keepTokenHash).changes,
   };
 }

@@ -43,6 +43,7 @@ export function createUserRepository(db: Db) {
   const setDisabled = db.prepare<[number, string]>('UPDATE users SET disabled = ? WHERE id = ?');
   const remove = db.prepare<[string]>('DELETE FROM users WHERE id = ?');
   const setRole = db.prepare<[Role, string]>('UPDATE users SET role = ? WHERE id = ?');
+  const replaceHash = db.prepare<[string, string, string]>('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?');
   const firstPage = db.prepare<[number], UserRow>('SELECT * FROM users ORDER BY created_at, id LIMIT ?');
   const nextPage = db.prepare<[number, number, string, number], UserRow>('SELECT * FROM users WHERE created_at > ? OR (created_at = ? AND id > ?) ORDER BY created_at, id LIMIT ?');
   const total = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM users');
@@ -63,6 +64,11 @@ export function createUserRepository(db: Db) {
     countActiveAdmins: (): number => admins.get()!.n,
     setDisabled: (id: string, disabled: boolean): boolean => setDisabled.run(disabled ? 1 : 0, id).changes === 1,
     setRole: (id: string, role: Role): boolean => setRole.run(role, id).changes === 1,
+    /**
+     * Sets the password hash only if it is still `expectedHash` (the one the old password was checked
+     * against): false when the user is gone or another change won the race.
+     */
+    replacePasswordHash: (id: string, expectedHash: string, newHash: string): boolean => replaceHash.run(newHash, id, expectedHash).changes === 1,
     /** Oldest first, `limit` users after the cursor (the last user of the previous page). */
     listPage(limit: number, after?: { createdAt: number; id: string }): UserRecord[] {
       const rows = after ? nextPage.all(after.createdAt, after.createdAt, after.id, limit) : firstPage.all(limit);

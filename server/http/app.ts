@@ -1,3 +1,4 @@
+/// <reference lib="es2024.string" />
 // The express app: middleware in order, the routes, the OpenAPI document and the error handler.
 // It does not listen; main.ts (or a test's supertest) does.
 import { randomUUID } from 'node:crypto';
@@ -107,7 +108,7 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
   app.use(cookieParser());
   // Before the body is read: a forged request is refused without parsing it.
   app.use(createOriginCheck({ publicOrigin: config.publicOrigin, corsOrigin: config.corsOrigin }));
-  app.use(express.json({ limit: config.maxBodyBytes }));
+  app.use(express.json({ limit: config.maxBodyBytes, reviver: wellFormedJson }));
 
   const routeDeps: RouteDeps = {
     config,
@@ -157,6 +158,20 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
   app.use(notFoundHandler);
   app.use(errorHandler);
   return { app, routes };
+}
+
+/**
+ * JSON.parse reviver: each lone UTF-16 surrogate (legal in JSON's \uD800 escapes, not in UTF-8)
+ * becomes one U+FFFD, in values and in keys, so that what a route echoes is what SQLite stores (it
+ * would store the bytes of an ill-formed string as three U+FFFD). The socket guard does the same.
+ */
+function wellFormedJson(_key: string, value: unknown): unknown {
+  if (typeof value === 'string') return value.toWellFormed();
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const keys = Object.keys(value);
+  if (keys.every((k) => k.isWellFormed())) return value;
+  // fromEntries defines own properties, so a "__proto__" key stays data, as JSON.parse made it.
+  return Object.fromEntries(keys.map((k) => [k.toWellFormed(), (value as Record<string, unknown>)[k]]));
 }
 
 const noStore: express.RequestHandler = (_req, res, next) => {

@@ -40,6 +40,14 @@ export const createApiKeyBodySchema = z.strictObject({
   name: z.string().trim().min(1, 'name must not be empty').max(100, 'name must be at most 100 characters').default('API key'),
 });
 export const deleteAccountBodySchema = z.strictObject({ password: passwordSchema.meta({ description: 'The account password, as confirmation' }) });
+export const changePasswordBodySchema = z
+  .strictObject({
+    // Any current password is accepted for checking (the length rule is for new ones); the cap keeps argon2 cheap.
+    currentPassword: z.string().min(1, 'currentPassword must not be empty').max(256, 'currentPassword must be at most 256 characters')
+      .meta({ description: 'The password in force now, as proof of ownership' }),
+    newPassword: passwordSchema.meta({ description: 'At least 8 characters, not a common or easily guessed password' }),
+  })
+  .meta({ id: 'ChangePassword' });
 export const createConversationBodySchema = z.strictObject({ title: titleSchema.optional() });
 export const renameConversationBodySchema = z.strictObject({ title: titleSchema });
 export const listConversationsQuerySchema = z.strictObject({

@@ -1,4 +1,5 @@
-// Accounts and credentials: registration, sign-in sessions, API keys, the first admin, account deletion.
+// Accounts and credentials: registration, sign-in sessions, API keys, password changes, the first admin,
+// account deletion.
 //
 // Passwords are hashed with argon2id (OWASP's parameters, the library default). Session tokens and API
 // keys are 256-bit random strings stored only as SHA-256: unlike passwords they carry full entropy, so
@@ -10,7 +11,7 @@ import type { ApiKeyRecord } from '../db/api-keys.ts';
 import type { Role, UserRecord } from '../db/users.ts';
 
 export { ROLES, type Role } from '../db/users.ts';
-import { Conflict, Forbidden, NotFound, RateLimited, Unauthorized } from '../errors.ts';
+import { Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError } from '../errors.ts';
 import type { ServiceContext } from './context.ts';
 import { ConfigError } from '../config.ts';
 import { createLoginThrottle } from './login-throttle.ts';
@@ -95,6 +96,17 @@ export function createAuthService(ctx: ServiceContext, credentials: CredentialEv
 
   const registerTx = db.transaction((username: string, passwordHash: string) => openSession(createUser(username, passwordHash, 'user')));
   const deleteUserTx = db.transaction((userId: string) => repos.users.deleteById(userId));
+  // The new hash and the end of the other sessions commit together: no moment where the new password
+  // is in force while a session opened by whoever knew the old one still works.
+  const changePasswordTx = db.transaction((userId: string, checkedHash: string, newHash: string, keepSessionTokenHash: string): number => {
+    if (!repos.users.replacePasswordHash(userId, checkedHash, newHash)) {
+      if (!repos.users.findById(userId)) throw new NotFound('no such user');
+      // Another change committed while this one was hashing: the password this request proved is no
+      // longer the account's, so it must not overwrite the newer one.
+      throw new Conflict('the password was changed by another request meanwhile: sign in again with the new password', 'password_changed_meanwhile');
+    }
+    return repos.sessions.deleteOthersForUser(userId, keepSessionTokenHash);
+  });
 
   async function checkPassword(user: UserRecord, password: string): Promise<boolean> {
     return argon2Verify(user.passwordHash, password);
@@ -190,6 +202,37 @@ export function createAuthService(ctx: ServiceContext, credentials: CredentialEv
     revokeApiKey(userId: string, id: string): void {
       if (!repos.apiKeys.findForUser(id, userId)) throw new NotFound('no such API key');
       if (repos.apiKeys.revoke(id, userId, now())) credentials.credentialsEnded({ userId, reason: 'api_key_revoked', scope: { kind: 'api_key', apiKeyId: id } });
+    },
+
+    /**
+     * Replaces the password (the current one proves it is the owner, not just a holder of the session)
+     * and signs out every other session: a password is changed because it may be known to someone
+     * else, and their sessions must not outlive it. The session that made the change stays.
+     *
+     * API keys stay valid. They are credentials of their own, made one by one for scripts and
+     * integrations, each listed with its name and creation time under /api/me/api-keys; revoking them
+     * all on every routine rotation would break those integrations, and a user who suspects that their
+     * account was taken over reviews that list and revokes what they do not recognise.
+     */
+    async changePassword(principal: Principal, { currentPassword, newPassword }: { currentPassword: string; newPassword: string }): Promise<void> {
+      // The session that changes the password is the one that stays; an API key has none to keep.
+      if (principal.via !== 'session') throw new Forbidden('this needs a signed-in session: API keys cannot change the password', 'session_required');
+      const { sessionTokenHash } = principal;
+      const userId = principal.user.id;
+      const user = repos.users.findById(userId);
+      if (!user) throw new NotFound('no such user');
+      // A password oracle for whoever holds a stolen session, like the deletion confirmation: same budget.
+      const attempt = beginPasswordAttempt(user.username);
+      if (!(await checkPassword(user, currentPassword))) throw new Forbidden('the current password is wrong', 'wrong_password');
+      attempt.settle(true);
+      const verdict = await judgeNewPassword(newPassword, [user.username]);
+      if (!verdict.ok) {
+        throw new ValidationError(`invalid request body: newPassword: ${verdict.message}`, { rule: verdict.rule, issues: [{ in: 'body', path: 'newPassword', message: verdict.message }] }, 'weak_password');
+      }
+      const newHash = await argon2Hash(newPassword);
+      const endedSessions = changePasswordTx(userId, user.passwordHash, newHash, sessionTokenHash);
+      logger.info({ userId, endedSessions }, 'password changed');
+      credentials.credentialsEnded({ userId, reason: 'password_changed', scope: { kind: 'sessions', exceptSessionTokenHash: sessionTokenHash } });
     },
 
     /** Deletes the account and, by cascade, every row the user owns. Needs the password again. */

@@ -421,8 +421,10 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
     const comparison = repos.comparisons.findForUser(comparisonId, userId);
     if (!comparison) throw new NotFound('no such comparison');
     if (comparison.choice !== null) throw new Conflict(`this comparison was already decided (${comparison.choice})`, 'already_decided', { choice: comparison.choice });
-    const a = repos.conversations.findMessage(comparison.messageA)!;
-    const b = repos.conversations.findMessage(comparison.messageB)!;
+    const a = repos.conversations.findMessage(comparison.messageA);
+    const b = repos.conversations.findMessage(comparison.messageB);
+    // A comparison cascades with its candidates, so both are here; were one gone, so is the comparison.
+    if (!a || !b) throw new NotFound('no such comparison');
     if (active.has(a.id) || active.has(b.id)) throw new Conflict('the candidates are still being generated', 'still_generating');
     repos.comparisons.decide(comparisonId, userId, choice, now());
     let preferencePairId: string | null = null;

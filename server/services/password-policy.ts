@@ -6,7 +6,7 @@
 //   keyboard walks, dictionary words, and context-specific words (the username, "attune"). zxcvbn
 //   finds these and estimates the guesses an attacker needs; under 10^6 (its score 0 or 1, "too
 //   guessable for an online attack") is refused.
-// Only new passwords are checked (registration, the first admin): existing accounts still sign in.
+// Only new passwords are checked (registration, password change, the first admin): existing accounts still sign in.
 import type { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import { ValidationError } from '../errors.ts';
 

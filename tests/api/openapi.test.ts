@@ -51,6 +51,7 @@ const EXPECTED = [
   'POST /api/auth/logout',
   'GET /api/me',
   'DELETE /api/me',
+  'POST /api/me/password',
   'POST /api/me/api-keys',
   'GET /api/me/api-keys',
   'DELETE /api/me/api-keys/{id}',

@@ -1,8 +1,9 @@
-// The signed-in account: who am I, delete me, and my API keys.
+// The signed-in account: who am I, change my password, delete me, and my API keys.
 import { defineRoute, type Route } from '../route.ts';
 import { clearSessionCookie } from '../middleware/auth.ts';
 import {
   apiKeyListSchema,
+  changePasswordBodySchema,
   createApiKeyBodySchema,
   createdApiKeySchema,
   deleteAccountBodySchema,
@@ -13,7 +14,7 @@ import {
 } from '../schemas.ts';
 import type { RouteDeps } from './deps.ts';
 
-export function meRoutes({ config, services, authenticator }: RouteDeps): Route[] {
+export function meRoutes({ config, services, authenticator, authLimiter }: RouteDeps): Route[] {
   return [
     defineRoute(
       {
@@ -25,6 +26,23 @@ export function meRoutes({ config, services, authenticator }: RouteDeps): Route[
         auth: 'user',
         response: userSchema,
         handler: ({ principal }) => toUser(services.auth.getUser(principal.user.id)),
+      },
+      authenticator,
+    ),
+    defineRoute(
+      {
+        method: 'post',
+        path: '/api/me/password',
+        operationId: 'changePassword',
+        summary: 'Change the password (needs the current one); every other session is signed out, API keys stay valid',
+        tags: ['account'],
+        auth: 'session',
+        body: changePasswordBodySchema,
+        responseDescription: 'Changed',
+        // A password guess like a sign-in: the same per-IP budget (and the per-account throttle in the service).
+        middleware: [authLimiter],
+        rateLimited: true,
+        handler: ({ principal, body }) => services.auth.changePassword(principal, body),
       },
       authenticator,
     ),
