@@ -73,6 +73,13 @@ export class UnsupportedMediaType extends AppError {
   }
 }
 
+/** Another 4xx that a library raised with its own status (a static file's 412 or 416): kept as it is. */
+export class ClientError extends AppError {
+  constructor(readonly status: number, code: string, message: string, details: ErrorDetails = {}) {
+    super(code, message, details);
+  }
+}
+
 /** 429: too many requests in the current window; details.retryAfterSeconds says when to retry. */
 export class RateLimited extends AppError {
   readonly status = 429;

@@ -12,6 +12,7 @@ import { openDatabase, type Db } from './db/connection.ts';
 import { runMigrations } from './db/migrate.ts';
 import { createRepositories } from './db/repositories.ts';
 import { createApp } from './http/app.ts';
+import { answerClientErrors } from './http/client-errors.ts';
 import { Engine } from './lm/generate.ts';
 import { PersonalizationService } from './personalize/jobs.ts';
 import { createLogger } from './logger.ts';
@@ -87,6 +88,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     observeEngine(loadedEngine.scheduler);
     const app = createApp({ config, db, services, logger, isModelReady: () => modelReady, completions, personalization });
     const server = http.createServer(app);
+    answerClientErrors(server);
     const io = attachRealtime(server, { config, services, chat, logger, personalization });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -116,6 +116,12 @@ export function seededGenerator(seed: number): RandomGenerator {
   return xoroshiro128plusFromState(state);
 }
 
+/**
+ * Temperature 0 is greedy, and so is its limit: a subnormal temperature (below ~5.6e-309) whose
+ * reciprocal overflows to Infinity would turn every weight into NaN (0 · ∞), not into an argmax.
+ */
+const isGreedyTemperature = (t: number): boolean => t === 0 || !Number.isFinite(1 / t);
+
 export class Sampler {
   readonly params: Readonly<SamplingParams>;
   private readonly rng: RandomGenerator;
@@ -125,7 +131,7 @@ export class Sampler {
    * returns (greedy_ids), so the caller may skip fetching the logits. No PRNG state is involved.
    */
   get isPlainGreedy(): boolean {
-    return this.params.temperature === 0 && this.params.repetitionPenalty === 1;
+    return isGreedyTemperature(this.params.temperature) && this.params.repetitionPenalty === 1;
   }
 
   // Scratch buffers, sized to the vocabulary on first use and reused for every token.
@@ -233,7 +239,7 @@ export class Sampler {
     const s = this.scores;
     s.set(logits);
     if (repetitionPenalty !== 1) this.applyRepetitionPenalty(s, V, previousIds, repetitionPenalty);
-    if (temperature === 0) return argmax(s, V);
+    if (isGreedyTemperature(temperature)) return argmax(s, V);
 
     let cand = this.allIds;
     let n = V;

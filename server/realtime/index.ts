@@ -8,6 +8,7 @@ import type http from 'node:http';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
 import type { Config } from '../config.ts';
+import { socketParser } from './parser.ts';
 import { isAppError, Unauthorized } from '../errors.ts';
 import type { TrainingJobRecord } from '../db/user-models.ts';
 import type { Role } from '../db/users.ts';
@@ -100,8 +101,15 @@ const withRole = (p: Principal, role: Role): Principal => ({ ...p, user: { ...p.
 export function attachRealtime(server: http.Server, { config, services, chat, logger, personalization }: RealtimeDeps): AttuneServer {
   const io: AttuneServer = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(server, {
     serveClient: false,
+    parser: socketParser,
     maxHttpBufferSize: config.maxBodyBytes,
     ...(config.corsOrigin ? { cors: { origin: config.corsOrigin === '*' ? '*' : config.corsOrigin, credentials: false } } : {}),
+  });
+  // engine.io's polling transport answers a method it does not know (PUT, DELETE…) with a bare 500.
+  io.engine.use((req: http.IncomingMessage, res: http.ServerResponse, next: (err?: Error) => void) => {
+    if (req.method === 'GET' || req.method === 'POST' || req.method === 'OPTIONS') return next();
+    res.writeHead(405, { 'Content-Type': 'application/json; charset=utf-8', Allow: 'GET, POST, OPTIONS', 'Cache-Control': 'no-store' });
+    res.end(JSON.stringify({ error: { code: 'method_not_allowed', message: `socket.io answers GET and POST, not ${String(req.method).slice(0, 16)}`, details: {} } }));
   });
   const sendLimiter = createWindowLimiter({ max: config.chatRateLimit, windowMs: config.chatRateWindowSeconds * 1000, what: 'chat messages' });
 

@@ -76,3 +76,21 @@ test('unknown API paths of the real app stay JSON 404s; without a build nothing 
   empty.use((_req, res) => void res.status(404).end());
   assert.equal((await request(empty).get('/').set('Accept', 'text/html')).status, 404);
 });
+
+test('a Range or If-Match the file cannot meet is a JSON error with its own status, not HTML headers over JSON', async () => {
+  const { errorHandler } = await import('../../server/http/middleware/errors.ts');
+  const withErrors = express();
+  withErrors.use(clientRouter(dir));
+  withErrors.use(errorHandler);
+  const cases = [
+    { url: '/assets/index-abc123.js', header: ['Range', 'bytes=99999999-'], status: 416, code: 'range_not_satisfiable' },
+    { url: '/assets/index-abc123.js', header: ['If-Match', '"nope"'], status: 412, code: 'precondition_failed' },
+  ] as const;
+  for (const c of cases) {
+    const res = await request(withErrors).get(c.url).set('Accept', 'text/html').set(c.header[0], c.header[1]);
+    assert.equal(res.status, c.status, `${c.header[0]}: ${res.text}`);
+    assert.match(res.headers['content-type'] ?? '', /^application\/json/);
+    assert.equal(res.body.error.code, c.code);
+    assert.equal(res.headers['cache-control'], 'no-store');
+  }
+});

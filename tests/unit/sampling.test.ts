@@ -123,6 +123,15 @@ describe('Sampler', () => {
     assert.equal(s.next(Float32Array.of(-Infinity, -Infinity, 7), []), 2);
   });
 
+  it('a subnormal temperature (1/T overflows) samples as greedy, never an invalid token', () => {
+    for (const temperature of [1e-320, 7.4e-323, Number.MIN_VALUE]) {
+      for (const repetitionPenalty of [1, 1.2]) {
+        const s = new Sampler(params({ temperature, repetitionPenalty, topP: 0.9, topK: 5, seed: 7 }));
+        assert.equal(s.next(Float32Array.of(0.1, 3, -2, 2.9), []), 1, `T=${temperature}, penalty ${repetitionPenalty}`);
+      }
+    }
+  });
+
   it('greedy applies the repetition penalty first (HF: divide positive logits, multiply negative ones)', () => {
     const s = new Sampler(params({ temperature: 0, repetitionPenalty: 1.1 }));
     assert.equal(s.next(Float32Array.of(2.0, 1.9), []), 0);

@@ -5,6 +5,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import {
   type AppError,
+  ClientError,
   Forbidden,
   NotFound,
   PayloadTooLarge,
@@ -89,10 +90,21 @@ export function toAppError(err: unknown): AppError | null {
     return new ValidationError('the request body does not decompress as its Content-Encoding says', {}, 'invalid_content_encoding');
   }
   if (status !== null && status >= 400 && status < 500 && e.expose === true) {
-    return new ValidationError(err instanceof Error ? err.message : 'bad request', {}, 'bad_request');
+    const message = err instanceof Error ? err.message : 'bad request';
+    if (status === 400) return new ValidationError(message, {}, 'bad_request');
+    // The static file server's conditional and range answers keep their meaning (and status).
+    return new ClientError(status, CLIENT_ERROR_CODES[status] ?? 'bad_request', message);
   }
   return null;
 }
+
+const CLIENT_ERROR_CODES: Record<number, string> = { 412: 'precondition_failed', 416: 'range_not_satisfiable' };
+
+/**
+ * Headers a responder set before it failed (the static file server sets the file's type, length,
+ * validators and caching before it checks Range and If-Match) would describe a body that is not sent.
+ */
+const STALE_ON_ERROR = ['Content-Type', 'Content-Length', 'ETag', 'Last-Modified', 'Accept-Ranges', 'Content-Encoding'];
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new NotFound(`no route for ${req.method} ${req.path}`, 'route_not_found'));
@@ -116,6 +128,9 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     res.end();
     return;
   }
+  for (const h of STALE_ON_ERROR) res.removeHeader(h);
+  // An error is about this request only: no cache keeps it (static files are otherwise cacheable).
+  res.setHeader('Cache-Control', 'no-store');
   if (appError) {
     setErrorHeaders(res, appError, err);
     res.status(appError.status).json(errorBody(appError));
