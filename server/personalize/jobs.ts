@@ -14,12 +14,12 @@ import type { Db } from '../db/connection.ts';
 import type { JsonObject, JsonValue } from '../db/json.ts';
 import type { Repositories } from '../db/repositories.ts';
 import type { JobStatus, JobTrigger, TrainingJobRecord, UserModelVersionRecord } from '../db/user-models.ts';
+import { storageErrorOf } from '../db/storage.ts';
 import { Conflict, NotFound } from '../errors.ts';
 import type { ChatMessage } from '../lm/tokenizer.ts';
 import { metrics } from '../metrics.ts';
 import { isHeldout, type PdpoConfig, pdpoConfigSchema, type StepLog } from './pdpo.ts';
-import { runTrainJob, type JobPair, type TrainerEvent, type TrainJobResult, type TrainJobSpec } from './trainer.ts';
-import type { WorkerCommand, WorkerMessage } from './worker.ts';
+import { runTrainJob, type JobPair, type TrainerEvent, type TrainJobResult, type TrainJobSpec, type WorkerCommand, type WorkerMessage } from './trainer.ts';
 import { UserModel } from './user-model.ts';
 
 export interface PersonalizationSettings {
@@ -134,6 +134,13 @@ interface Snapshot {
   model: UserModel | null;
 }
 
+interface ActiveJob {
+  job: TrainingJobRecord;
+  controller: AbortController;
+  history: StepLog[];
+  done: Promise<void>;
+}
+
 export interface PersonalizationDeps {
   db: Db;
   repos: Repositories;
@@ -162,7 +169,7 @@ const asStatus = (s: string): JobStatus => s as JobStatus;
 export class PersonalizationService extends EventEmitter {
   private snapshot: Snapshot = { version: null, model: null };
   private resets = new Map<string, number>();
-  private active: { job: TrainingJobRecord; controller: AbortController; history: StepLog[]; done: Promise<void> } | null = null;
+  private active: ActiveJob | null = null;
   private cron: Cron | null = null;
   private watcher: NodeJS.Timeout | null = null;
   private schedule: ScheduleSettings;
@@ -204,14 +211,29 @@ export class PersonalizationService extends EventEmitter {
     this.cron = null;
     const s = this.schedule;
     if (s.enabled && s.cron !== 'off') {
-      this.cron = new Cron(s.cron, { protect: true, catch: (e) => this.deps.logger.error({ err: e }, 'scheduled retraining check failed') }, () => {
-        this.scheduledCheck();
-      });
+      this.cron = new Cron(s.cron, { protect: true }, () => this.contained('the scheduled retraining check', () => this.scheduledCheck()));
     }
     if (!this.watcher) {
-      this.watcher = setInterval(() => this.perUserCheck(), this.deps.settings.retrainCheckSeconds * 1000);
+      this.watcher = setInterval(() => this.contained('the per-user retraining check', () => this.perUserCheck()), this.deps.settings.retrainCheckSeconds * 1000);
       this.watcher.unref();
     }
+  }
+
+  /**
+   * Runs a callback of a timer or an event, where a throw would reach the process and end it: a
+   * failure (e.g. the database refusing writes) is logged, and the server carries on serving.
+   */
+  private contained(what: string, fn: () => unknown): void {
+    try {
+      fn();
+    } catch (err) {
+      this.deps.logger.error({ err }, `${what} failed`);
+    }
+  }
+
+  /** emit() runs the listeners in place: one that throws must not fail a job or a timer. */
+  private emitSafely(event: 'job' | 'progress' | 'published', payload: unknown): void {
+    this.contained(`a '${event}' listener`, () => this.emit(event, payload));
   }
 
   async close(): Promise<void> {
@@ -254,22 +276,38 @@ export class PersonalizationService extends EventEmitter {
   requestJob(opts: { trigger: JobTrigger; userIds?: string[] | null; requestedBy?: string | null }): TrainingJobRecord {
     if (this.closed) throw new Conflict('the server is shutting down');
     if (this.active) throw new Conflict('a retraining job is already running', 'job_running', { jobId: this.active.job.id });
-    const { repos } = this.deps;
+    const { repos, settings, logger } = this.deps;
     const t = this.now();
     const job: TrainingJobRecord = {
       id: randomUUID(), status: 'queued', createdAt: t, startedAt: null, finishedAt: null, error: null,
       progress: { phase: 'queued', step: 0, totalSteps: 0, loss: null, accuracy: null, margin: null, etaSeconds: null, done: 0, total: 0 },
       trigger: opts.trigger, scope: opts.userIds?.length ? [...opts.userIds] : null, requestedBy: opts.requestedBy ?? null, versionId: null,
     };
-    repos.userModels.insertJob(job);
+    const versionId = randomUUID();
+    const base = this.snapshot;
+    // One transaction: when storage fails, nothing is left half-made and the caller gets the 503
+    // (the admin's request, or the schedule's log line) instead of a job that dies unseen.
+    this.deps.db.transaction(() => {
+      repos.userModels.insertJob(job);
+      repos.userModels.insertVersion({
+        id: versionId, createdAt: t, publishedAt: null, status: 'training',
+        config: { ...settings.pdpo, trigger: job.trigger ?? 'admin', scope: job.scope ?? null, baseVersion: base.version?.id ?? null, modelId: this.deps.modelId } as JsonObject,
+        metrics: {}, blob: null, jobId: job.id,
+      });
+      repos.userModels.startJob(job.id, t, versionId);
+    })();
+    const stored: TrainingJobRecord = { ...job, status: 'running', startedAt: t, versionId };
     const controller = new AbortController();
-    const entry = { job, controller, history: [] as StepLog[], done: Promise.resolve() };
+    const entry: ActiveJob = { job: stored, controller, history: [], done: Promise.resolve() };
     this.active = entry;
-    entry.done = this.runJob(entry).finally(() => {
-      if (this.active === entry) this.active = null;
-    });
-    this.emitJob(job.id);
-    return repos.userModels.findJob(job.id)!;
+    entry.done = this.runJob(entry, versionId, base)
+      // runJob records its own failures; this is the last line before an unhandled rejection.
+      .catch((err: unknown) => logger.error({ err, jobId: job.id }, 'retraining job ended with an unrecorded error'))
+      .finally(() => {
+        if (this.active === entry) this.active = null;
+      });
+    this.emitJob(job.id, stored);
+    return stored;
   }
 
   cancelJob(id: string): TrainingJobRecord {
@@ -285,11 +323,17 @@ export class PersonalizationService extends EventEmitter {
     while (this.active) await this.active.done;
   }
 
-  private emitJob(id: string): void {
-    const job = this.deps.repos.userModels.findJob(id);
+  /** Tells listeners (admins' sockets) the job's state: as stored, or `fallback` when it cannot be read. */
+  private emitJob(id: string, fallback?: TrainingJobRecord): void {
+    let job: TrainingJobRecord | undefined = fallback;
+    try {
+      job = this.deps.repos.userModels.findJob(id) ?? fallback;
+    } catch (err) {
+      this.deps.logger.error({ err, jobId: id }, 'could not read the training job to report it');
+    }
     if (!job) return;
     metrics.trainingJobs.inc({ status: job.status });
-    this.emit('job', job);
+    this.emitSafely('job', job);
   }
 
   /** The job's training pairs: everyone's (or the scope's), minus pairs from before a user's reset. */
@@ -327,20 +371,16 @@ export class PersonalizationService extends EventEmitter {
     return `${this.deps.modelId}|r${c.maxResponseTokens}|t${c.tokens}`;
   }
 
-  private async runJob(entry: { job: TrainingJobRecord; controller: AbortController; history: StepLog[] }): Promise<void> {
+  /**
+   * The job after its rows exist: select pairs, train in the runner, gate and publish. It never
+   * throws: a failure is recorded on the job and its version as far as storage lets it; what cannot
+   * be written is left 'running'/'training', which the start-up recovery marks failed.
+   */
+  private async runJob(entry: ActiveJob, versionId: string, base: Snapshot): Promise<void> {
     const { repos, logger, settings } = this.deps;
     const job = entry.job;
-    const versionId = randomUUID();
-    const startedAt = this.now();
+    const startedAt = job.startedAt ?? this.now();
     const cfg = settings.pdpo;
-    const base = this.snapshot;
-    repos.userModels.insertVersion({
-      id: versionId, createdAt: startedAt, publishedAt: null, status: 'training',
-      config: { ...cfg, trigger: job.trigger ?? 'admin', scope: job.scope ?? null, baseVersion: base.version?.id ?? null, modelId: this.deps.modelId } as JsonObject,
-      metrics: {}, blob: null, jobId: job.id,
-    });
-    repos.userModels.startJob(job.id, startedAt, versionId);
-    this.emitJob(job.id);
     let lastPersist = 0;
     let progress: JobProgress = { phase: 'load', step: 0, totalSteps: 0, loss: null, accuracy: null, margin: null, etaSeconds: null, done: 0, total: 0 };
     const publishProgress = (force = false) => {
@@ -366,6 +406,8 @@ export class PersonalizationService extends EventEmitter {
         baseline: settings.trainBaseline,
         nice: settings.trainerNice ?? 0,
       };
+      // A write that fails in here (storage full or gone) throws into the runner, which stops the
+      // job with that error: its result could not be stored either, so training on is wasted.
       const result = await this.runner(
         spec,
         (e) => {
@@ -379,7 +421,7 @@ export class PersonalizationService extends EventEmitter {
             const p = e.progress;
             entry.history.push(p.log);
             progress = { ...progress, phase: 'train', step: p.step, totalSteps: p.totalSteps, loss: p.log.loss, accuracy: p.log['rewards/accuracies'], margin: p.log['rewards/margins'], etaSeconds: p.etaSeconds };
-            this.emit('progress', { jobId: job.id, ...progress, point: { step: p.step, loss: p.log.loss, accuracy: p.log['rewards/accuracies'], margin: p.log['rewards/margins'] } });
+            this.emitSafely('progress', { jobId: job.id, ...progress, point: { step: p.step, loss: p.log.loss, accuracy: p.log['rewards/accuracies'], margin: p.log['rewards/margins'] } });
           }
           publishProgress();
         },
@@ -388,22 +430,51 @@ export class PersonalizationService extends EventEmitter {
       repos.userModels.setJobHistory(job.id, entry.history as unknown as JsonValue[]);
       progress = { ...progress, phase: 'done', done: 1, total: 1, etaSeconds: 0 };
       this.finishWithCandidate(job, versionId, result, base, dataThrough);
+      this.recordQuietly(job.id, 'its final progress', () => publishProgress(true));
     } catch (err) {
       const cancelled = err instanceof JobCancelled || entry.controller.signal.aborted;
-      const message = cancelled ? (this.closed ? 'cancelled: the server shut down' : 'cancelled by an admin') : err instanceof Error ? err.message : String(err);
-      repos.userModels.setJobHistory(job.id, entry.history as unknown as JsonValue[]);
-      progress = { ...progress, phase: cancelled ? 'cancelled' : 'failed', etaSeconds: null };
-      repos.userModels.completeVersion(versionId, { status: 'failed', metrics: {}, blob: null, reason: message, dataThrough: null });
-      repos.userModels.finishJob(job.id, cancelled ? 'cancelled' : 'failed', this.now(), message);
-      if (!cancelled) logger.error({ err, jobId: job.id }, 'retraining job failed');
+      const storage = storageErrorOf(err);
+      const message = cancelled
+        ? this.closed ? 'cancelled: the server shut down' : 'cancelled by an admin'
+        : storage ? `stopped: the database refused a write (${storage.code}): ${storage.message}` : err instanceof Error ? err.message : String(err);
+      if (!cancelled) logger.error({ err, jobId: job.id, versionId }, 'retraining job failed');
       else logger.info({ jobId: job.id }, 'retraining job cancelled');
-    } finally {
-      publishProgress(true);
-      this.emitJob(job.id);
+      progress = { ...progress, phase: cancelled ? 'cancelled' : 'failed', etaSeconds: null };
+      // The version first: whatever else is lost, a failed candidate must stay unservable.
+      const recorded = [
+        this.recordQuietly(job.id, 'the failed version', () => repos.userModels.completeVersion(versionId, { status: 'failed', metrics: {}, blob: null, reason: message, dataThrough: null })),
+        this.recordQuietly(job.id, 'the job\'s end', () => repos.userModels.finishJob(job.id, cancelled ? 'cancelled' : 'failed', this.now(), message)),
+        this.recordQuietly(job.id, 'the job\'s history', () => repos.userModels.setJobHistory(job.id, entry.history as unknown as JsonValue[])),
+        this.recordQuietly(job.id, 'its final progress', () => publishProgress(true)),
+      ];
+      entry.job = { ...job, status: cancelled ? 'cancelled' : 'failed', finishedAt: this.now(), error: message, progress };
+      if (recorded.includes(false)) {
+        logger.warn({ jobId: job.id, versionId }, 'the job\'s end could not be fully recorded: the start-up recovery marks it failed, and its version never serves');
+        // The stored row may still say 'running': listeners get what happened instead.
+        metrics.trainingJobs.inc({ status: entry.job.status });
+        this.emitSafely('job', entry.job);
+        return;
+      }
+    }
+    this.emitJob(job.id, entry.job);
+  }
+
+  /** One write of a job's bookkeeping that may fail without taking more down with it; false if it did. */
+  private recordQuietly(jobId: string, what: string, write: () => void): boolean {
+    try {
+      write();
+      return true;
+    } catch (err) {
+      this.deps.logger.error({ err, jobId }, `could not record ${what}`);
+      return false;
     }
   }
 
-  /** The held-out gate: publish the candidate, or keep it unpublished with the reason. */
+  /**
+   * The held-out gate: publish the candidate, or keep it unpublished with the reason. Until the
+   * publish commits, a throw fails the job; after it the version serves, so what follows (loading
+   * it, the job's end) never throws and is recorded as far as storage lets.
+   */
   private finishWithCandidate(job: TrainingJobRecord, versionId: string, r: TrainJobResult, base: Snapshot, dataThrough: number): void {
     const { repos, logger, settings } = this.deps;
     const names = new Map<string, string>();
@@ -440,13 +511,18 @@ export class PersonalizationService extends EventEmitter {
       perUserEpochs: r.trainPerUserEpochs as unknown as JsonValue,
     };
     const t = this.now();
-    repos.userModels.completeVersion(versionId, { status: status === 'published' ? 'training' : 'rejected', metrics, blob: Buffer.from(r.blob), reason, dataThrough });
+    const blob = Buffer.from(r.blob);
+    // A blob that does not load must fail the job here, before it can be published.
+    UserModel.deserialize(blob);
+    repos.userModels.completeVersion(versionId, { status: status === 'published' ? 'training' : 'rejected', metrics, blob, reason, dataThrough });
     if (status === 'published') {
+      // One transaction: on failure nothing is published and the version stays unservable.
       repos.userModels.publish(versionId, t);
-      this.loadCurrent();
-      this.emit('published', this.snapshot.version);
+      this.contained('loading the published version', () => this.loadCurrent());
+      this.emitSafely('published', this.snapshot.version);
     }
-    repos.userModels.finishJob(job.id, 'succeeded', t, null);
+    if (status === 'published') this.recordQuietly(job.id, 'the job\'s success', () => repos.userModels.finishJob(job.id, 'succeeded', t, null));
+    else repos.userModels.finishJob(job.id, 'succeeded', t, null);
     logger.info({ jobId: job.id, versionId, status, candidate, yardstick, reason }, status === 'published' ? 'published a new user-model version' : 'kept the new user-model version unpublished');
   }
 
@@ -468,7 +544,7 @@ export class PersonalizationService extends EventEmitter {
     if (!v.blob || v.status === 'training' || v.status === 'failed') throw new Conflict(`a ${v.status} version cannot be published`, 'version_not_publishable', { status: v.status });
     this.deps.repos.userModels.publish(id, this.now());
     this.loadCurrent();
-    this.emit('published', this.snapshot.version);
+    this.emitSafely('published', this.snapshot.version);
     return this.deps.repos.userModels.findVersion(id, { blob: false })!;
   }
 

@@ -5,7 +5,7 @@ import { ModelRuntime } from '../lm/runtime.ts';
 import { loadTokenizer } from '../lm/tokenizer.ts';
 import { openModelDir } from '../lm/weights.ts';
 import type { ChatMessage } from '../lm/tokenizer.ts';
-import { type DpoStats, evaluatePdpo, meanAccuracy, mulberry32, type PdpoConfig, referenceLogps, type StepLog, type TokenizedPair, tokenizePair, trainPdpo, type TrainProgress } from './pdpo.ts';
+import { type DpoStats, evaluatePdpo, meanAccuracy, mulberry32, type PdpoConfig, referenceLogps, type StepLog, type TokenizedPair, tokenizePair, trainPdpo, TrainingCancelled, type TrainProgress } from './pdpo.ts';
 import { readTokenEmbedding, UserModel } from './user-model.ts';
 
 export interface JobPair {
@@ -58,6 +58,11 @@ export type TrainerEvent =
   | { type: 'progress'; progress: TrainProgress }
   | { type: 'refs'; refs: [string, number, number][] };
 
+/** What the worker thread posts: its reports, then exactly one 'done' or 'error'. */
+export type WorkerMessage = TrainerEvent | { type: 'done'; result: TrainJobResult } | { type: 'error'; message: string };
+/** What the job manager posts to the worker thread. */
+export type WorkerCommand = { type: 'cancel' };
+
 const report = (perUser: Record<string, DpoStats>): HeldoutReport => ({ mean: meanAccuracy(perUser), perUser });
 
 
@@ -79,7 +84,13 @@ export function initialUserModel(spec: TrainJobSpec, hidden: number, vocabSize: 
 export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) => void, signal?: AbortSignal): Promise<TrainJobResult> {
   emit({ type: 'phase', phase: 'load', done: 0, total: 1 });
   const rt = await ModelRuntime.load(spec.modelDir, { threads: spec.threads });
+  // A cancel is seen between steps (trainPdpo), reference batches and phases: never mid-run of a
+  // session, which must finish before the runtime can be released.
+  const checkCancelled = () => {
+    if (signal?.aborted) throw new TrainingCancelled();
+  };
   try {
+    checkCancelled();
     const tok = loadTokenizer(spec.modelDir, { extraEosTokenIds: rt.config.eosTokenIds });
     const cfg = spec.config;
     const tokenized = spec.pairs.map((p) => ({ pair: p, t: { ...tokenizePair(tok, p, cfg, rt.maxContext), ...(p.ref ? { ref: p.ref } : {}) } as TokenizedPair }));
@@ -87,7 +98,10 @@ export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) =>
     await rt.openScorer(true);
     const t0 = performance.now();
     const missing = all.filter((p) => !p.ref);
-    await referenceLogps(rt, missing, 16, (done, total) => emit({ type: 'phase', phase: 'reference', done, total }));
+    await referenceLogps(rt, missing, 16, (done, total) => {
+      emit({ type: 'phase', phase: 'reference', done, total });
+      checkCancelled();
+    });
     if (missing.length) emit({ type: 'refs', refs: missing.map((p) => [p.id, p.ref!.chosen, p.ref!.rejected]) });
     const t1 = performance.now();
     const train = tokenized.filter((x) => !x.pair.heldout).map((x) => x.t);
@@ -120,15 +134,19 @@ export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) =>
     const t2 = performance.now();
     let baseline: HeldoutReport | null = null;
     if (spec.baseline) {
+      checkCancelled();
       emit({ type: 'phase', phase: 'baseline', done: 0, total: 1 });
       const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: rt.config.hidden }, readEmbedding(), rt.config.vocabSize, mulberry32(cfg.seed));
       const dpo = await trainPdpo({ runtime: rt, pairs: train, init: dpoInit, config: { ...cfg, alpha: 0, userModel: 'individual' }, signal });
       baseline = report(await evaluatePdpo(rt, dpo.model, heldout, cfg, { generic: true }));
     }
     const t3 = performance.now();
+    checkCancelled();
     emit({ type: 'phase', phase: 'evaluate', done: 0, total: 1 });
     const candidate = report(await evaluatePdpo(rt, trained.model, heldout, cfg));
+    checkCancelled();
     const generic = report(await evaluatePdpo(rt, trained.model, heldout, cfg, { generic: true }));
+    checkCancelled();
     // The published version on the same held-out pairs (users it never saw get its e_0): the gate's yardstick.
     const currentReport = current ? report(await evaluatePdpo(rt, current, heldout, cfg)) : null;
     const t4 = performance.now();
