@@ -1,6 +1,10 @@
-// The one error family of the server. Services throw these; the HTTP error middleware turns them into
-// `{"error": {"code", "message", "details"}}` with the status below. Messages are written for the
-// client: they never carry stack traces, SQL or internal paths.
+/// <reference lib="es2024.string" />
+// The one error family of the server. Services (and personalize/) throw these; every edge maps what
+// reaches it through appErrorOf, so /api, /v1 and socket.io answer alike: the HTTP error middleware
+// as `{"error": {"code", "message", "details"}}` with the status below, /v1 in OpenAI's shape, the
+// socket as an `error` event. Messages are written for the client: they never carry stack traces,
+// SQL or internal paths. Anything else thrown is a server fault: a 500 whose details stay in the log.
+import { CONTEXT_LENGTH_EXCEEDED, ENGINE_CLOSED, LmError } from './lm/errors.ts';
 
 export type ErrorDetails = Record<string, unknown>;
 
@@ -97,6 +101,76 @@ export class ServiceUnavailable extends AppError {
 }
 
 export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
+
+/**
+ * The language model's errors, as a client sees them when one reaches an edge unconverted (services
+ * turn the refusals they expect into messages of their own first). lm/ knows nothing of HTTP, so its
+ * codes are given statuses here:
+ * - context_length_exceeded (or a bad_argument for that reason) → 400 context_length_exceeded;
+ * - a bad_argument because the engine is closing → 503 unavailable;
+ * - any other bad_argument → 400 bad_argument (the caller passed what the model cannot take);
+ * - file_missing, file_corrupt, config_invalid, unsupported_dtype, unsupported_model, tensor_missing
+ *   → null: the model on disk is broken, a server fault (500) whose message names server paths.
+ */
+export function lmAppError(e: LmError): AppError | null {
+  const reason = e.details?.reason;
+  if (e.code === 'context_length_exceeded' || reason === CONTEXT_LENGTH_EXCEEDED) {
+    const { reason: _reason, ...counts } = e.details ?? {};
+    return new ValidationError(e.message, counts, 'context_length_exceeded');
+  }
+  if (e.code !== 'bad_argument') return null;
+  if (reason === ENGINE_CLOSED) return new ServiceUnavailable('the server is shutting down; try again shortly', 'unavailable');
+  return new ValidationError(e.message, Array.isArray(e.details?.issues) ? { issues: e.details.issues } : {}, 'bad_argument');
+}
+
+/** The AppError a client should see for any thrown value, or null for a server fault (500). */
+export function appErrorOf(e: unknown): AppError | null {
+  if (isAppError(e)) return e;
+  if (e instanceof LmError) return lmAppError(e);
+  return null;
+}
+
+/** A text that may echo what a client sent, cut to `max` characters (and kept well formed where the cut splits a pair). */
+export function clipText(s: string, max: number): string {
+  return (s.length > max ? `${s.slice(0, max)}…` : s).toWellFormed();
+}
+
+/** What a schema library's failed parse reports (zod's ZodError has this shape). */
+export interface SchemaIssues {
+  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>;
+}
+
+/** One field that failed validation, as details.issues lists it. */
+export interface ValidationIssue {
+  /** Which part of an HTTP request (absent on the socket and /v1). */
+  in?: 'body' | 'params' | 'query';
+  /** Dotted path of the field ('' for the whole value). */
+  path: string;
+  message: string;
+}
+
+export interface ValidationErrorOptions {
+  /** Put before the issues in the message (e.g. "invalid request body: "). */
+  prefix?: string;
+  code?: string;
+  in?: ValidationIssue['in'];
+  /**
+   * For input that may be echoed back (zod quotes an unknown key): at most `issues` issues, each
+   * path and message clipped to `chars`.
+   */
+  limit?: { issues: number; chars: number };
+}
+
+/** A failed schema parse as the 400 every edge sends: each issue in details.issues, all of them in the message. */
+export function validationErrorOf(error: SchemaIssues, o: ValidationErrorOptions = {}): ValidationError {
+  const all = error.issues;
+  const shown = o.limit ? all.slice(0, o.limit.issues) : all;
+  const text = (s: string): string => (o.limit ? clipText(s, o.limit.chars) : s);
+  const issues: ValidationIssue[] = shown.map((i) => ({ ...(o.in ? { in: o.in } : {}), path: text(i.path.map(String).join('.')), message: text(i.message) }));
+  const more = all.length > shown.length ? `; and ${all.length - shown.length} more` : '';
+  const summary = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
+  return new ValidationError(`${o.prefix ?? ''}${summary}${more}`, { issues }, o.code);
+}
 
 export interface ErrorBody {
   error: { code: string; message: string; details: ErrorDetails };

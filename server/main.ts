@@ -13,13 +13,14 @@ import { runMigrations } from './db/migrate.ts';
 import { createRepositories } from './db/repositories.ts';
 import { createApp } from './http/app.ts';
 import { answerClientErrors } from './http/client-errors.ts';
-import { Engine } from './lm/generate.ts';
-import { PersonalizationService } from './personalize/jobs.ts';
+import { Engine } from './lm/engine.ts';
+import { PersonalizationService } from './personalize/personalization-service.ts';
 import { createLogger } from './logger.ts';
 import { attachRealtime } from './realtime/index.ts';
 import { observeEngine } from './metrics.ts';
 import type { ChatDeps } from './services/chat.ts';
 import { createChat, createCompletions, createServices } from './services/index.ts';
+import { createTrainingService } from './services/training.ts';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -78,18 +79,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     // One set of chat dependencies for the socket chat and the OpenAI-compatible API, so both answer
     // with the same engine and the same per-user soft prompts.
     const personalization = new PersonalizationService({
-      db, repos, logger, modelDir: config.modelDir, modelId: loadedEngine.runtime.files.id,
+      db, repos, logger, modelDir: config.modelDir, modelFingerprint: loadedEngine.runtime.files.id,
       settings: PersonalizationService.settingsFromConfig(config),
     });
     personalization.start();
-    const chatDeps: ChatDeps = { engine: loadedEngine, modelId: path.basename(config.modelDir), userModels: personalization };
+    const training = createTrainingService(personalization);
+    const chatDeps: ChatDeps = { engine: loadedEngine, modelName: path.basename(config.modelDir), userModels: personalization };
     const chat = createChat({ db, config, logger, repos }, chatDeps);
     const completions = createCompletions({ db, config, logger, repos }, chatDeps);
     observeEngine(loadedEngine.scheduler);
-    const app = createApp({ config, db, services, logger, isModelReady: () => modelReady, completions, personalization });
+    const app = createApp({ config, db, services, logger, isModelReady: () => modelReady, completions, training });
     const server = http.createServer(app);
     answerClientErrors(server);
-    const io = attachRealtime(server, { config, services, chat, logger, personalization });
+    const io = attachRealtime(server, { config, services, chat, logger, personalization: training });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {

@@ -5,7 +5,7 @@
 // read at scrape time through `observe*` hooks, so a scrape always shows the current state and no
 // timer keeps the process alive.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GenerateOptions } from './lm/generate.ts';
+import type { GenerateOptions } from './lm/engine.ts';
 import type { GenerationResult, GenerationStream } from './lm/scheduler.ts';
 
 export const registry = new Registry();

@@ -34,7 +34,8 @@ export interface MessageRecord {
   content: string;
   status: MessageStatus;
   finishReason: string | null;
-  modelId: string | null;
+  /** The base model that wrote an answer: its directory's name (column model_id). */
+  modelName: string | null;
   userModelVersion: string | null;
   sampling: JsonObject | null;
   seed: number | null;
@@ -64,7 +65,7 @@ const toMessage = (r: MessageRow): MessageRecord => ({
   content: r.content,
   status: r.status,
   finishReason: r.finish_reason,
-  modelId: r.model_id,
+  modelName: r.model_id,
   userModelVersion: r.user_model_version,
   sampling: r.sampling === null ? null : fromJson<JsonObject>(r.sampling, 'messages.sampling'),
   seed: r.seed,
@@ -148,7 +149,7 @@ export function createConversationRepository(db: Db) {
         content: m.content,
         status: m.status,
         finish_reason: m.finishReason,
-        model_id: m.modelId,
+        model_id: m.modelName,
         user_model_version: m.userModelVersion,
         sampling: m.sampling === null ? null : toJson(m.sampling),
         seed: m.seed,

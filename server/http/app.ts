@@ -2,7 +2,6 @@
 // The express app: middleware in order, the routes, the OpenAPI document and the error handler.
 // It does not listen; main.ts (or a test's supertest) does.
 import { randomUUID } from 'node:crypto';
-import cookieParser from 'cookie-parser';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
@@ -27,7 +26,7 @@ import type { RouteDeps } from './routes/deps.ts';
 import { healthRoutes } from './routes/health.ts';
 import { meRoutes } from './routes/me.ts';
 import { trainingRoutes } from './routes/training.ts';
-import type { PersonalizationService } from '../personalize/jobs.ts';
+import type { TrainingService } from '../services/training.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { exportRoutes } from './routes/export.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -44,7 +43,7 @@ export interface AppDeps {
   /** The OpenAI-compatible API (/v1); absent: not mounted (no engine). */
   completions?: CompletionService;
   /** Retraining, user-model versions and a user's personalization (/api/admin/training, /api/me/personalization). */
-  personalization?: PersonalizationService;
+  training?: TrainingService;
 }
 
 export interface AttuneApp {
@@ -60,7 +59,7 @@ export function createApp(deps: AppDeps): Express {
 }
 
 /** The app and its route table (tests and tools read the table). */
-export function createAttuneApp({ config, db, services, logger, isModelReady = () => true, completions, personalization }: AppDeps): AttuneApp {
+export function createAttuneApp({ config, db, services, logger, isModelReady = () => true, completions, training }: AppDeps): AttuneApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -105,7 +104,6 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
   // API answers are per user (or carry a token) and go stale at once: no browser or proxy may keep them.
   // The client's static files are outside these prefixes and keep their own caching.
   app.use(['/api', '/v1'], noStore);
-  app.use(cookieParser());
   // Before the body is read: a forged request is refused without parsing it.
   app.use(createOriginCheck({ publicOrigin: config.publicOrigin, corsOrigin: config.corsOrigin }));
   app.use(express.json({ limit: config.maxBodyBytes, reviver: wellFormedJson }));
@@ -124,7 +122,7 @@ export function createAttuneApp({ config, db, services, logger, isModelReady = (
     ...feedbackRoutes(routeDeps),
     ...exportRoutes(routeDeps),
     ...adminRoutes(routeDeps),
-    ...(personalization ? trainingRoutes(routeDeps, personalization) : []),
+    ...(training ? trainingRoutes(routeDeps, training) : []),
     ...metricsRoutes(config, routeDeps.authenticator),
   ];
   let document: Record<string, unknown> | null = null;

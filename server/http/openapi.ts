@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document, built from the route declarations: their request schemas are the ones
 // that validate requests, so the document describes exactly what the server accepts.
 import { createDocument, type ZodObjectInput, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
+import { SESSION_COOKIE } from '../services/credentials.ts';
 import type { Route } from './route.ts';
 import { errorResponseSchema } from './schemas.ts';
 
@@ -52,7 +53,7 @@ export function buildOpenApiDocument(routes: readonly Route[], info: { title: st
     components: {
       securitySchemes: {
         bearerAuth: { type: 'http', scheme: 'bearer', description: 'A session token from login/register, or an atn_ API key' },
-        cookieAuth: { type: 'apiKey', in: 'cookie', name: 'attune_session', description: 'Set by login/register for the browser' },
+        cookieAuth: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'Set by login/register for the browser' },
       },
     },
   });

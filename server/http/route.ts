@@ -3,7 +3,7 @@
 // those schemas before the handler runs) and feeds the OpenAPI document, so the two cannot drift.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import { Forbidden, Unauthorized, ValidationError } from '../errors.ts';
+import { Forbidden, Unauthorized, ValidationError, type ValidationIssue, validationErrorOf } from '../errors.ts';
 import type { Principal } from '../services/auth.ts';
 
 declare global {
@@ -79,23 +79,17 @@ export interface Authenticator {
   principalOf(req: Request): Principal;
 }
 
-interface Issue {
-  in: 'body' | 'params' | 'query';
-  path: string;
-  message: string;
-}
+type Part = NonNullable<ValidationIssue['in']>;
 
-function parsePart<S extends z.ZodType>(schema: S, value: unknown, where: Issue['in']): z.output<S> {
+function parsePart<S extends z.ZodType>(schema: S, value: unknown, where: Part): z.output<S> {
   if (where === 'body' && value === undefined) {
     throw new ValidationError('the request needs a JSON body (Content-Type: application/json)', {
-      issues: [{ in: 'body', path: '', message: 'missing JSON body' }],
+      issues: [{ in: 'body', path: '', message: 'missing JSON body' } satisfies ValidationIssue],
     });
   }
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issues: Issue[] = r.error.issues.map((i) => ({ in: where, path: i.path.map(String).join('.'), message: i.message }));
-  const summary = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
-  throw new ValidationError(`invalid request ${where === 'params' ? 'path' : where}: ${summary}`, { issues });
+  throw validationErrorOf(r.error, { in: where, prefix: `invalid request ${where === 'params' ? 'path' : where}: ` });
 }
 
 export function defineRoute<B extends Schema = undefined, P extends Schema = undefined, Q extends Schema = undefined, R extends Schema = undefined, A extends AuthMode = 'none'>(

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import type { AdminUser, AdminUserPage, FeedbackCounts, FeedbackStats } from '../services/admin.ts';
 import { userUpdateSchema } from '../services/admin.ts';
 import { PREFERENCE_SOURCES, type UserDataExport } from '../services/export.ts';
-import { iso } from '../services/views.ts';
+import { iso, isoOrNull, TRAINING_JOB_STATUSES, TRAINING_JOB_TRIGGERS, trainingJobView } from '../services/views.ts';
+import type { TrainingJobRecord, UserModelVersionRecord } from '../db/user-models.ts';
 import { apiKeySchema, conversationSchema, messageSchema, toApiKey, toConversation, toMessage, toUser, userSchema } from './schemas.ts';
 
 const timestamp = z.iso.datetime();
@@ -92,6 +93,65 @@ export const userDataExportSchema = z
   })
   .meta({ id: 'UserDataExport' });
 
+// ---- retraining and personalization (routes/training.ts; the jobs also go out on the admin socket)
+
+export const trainingProgressSchema = z.object({
+  phase: z.string(),
+  step: z.number(),
+  totalSteps: z.number(),
+  loss: z.number().nullable(),
+  accuracy: z.number().nullable(),
+  margin: z.number().nullable(),
+  etaSeconds: z.number().nullable(),
+  done: z.number(),
+  total: z.number(),
+}).partial().passthrough();
+
+export const trainingJobSchema = z.object({
+  id: z.string(),
+  status: z.enum(TRAINING_JOB_STATUSES),
+  trigger: z.enum(TRAINING_JOB_TRIGGERS),
+  scope: z.array(z.string()).nullable().describe('User ids of a per-user job; null: everyone'),
+  createdAt: timestamp,
+  startedAt: timestamp.nullable(),
+  finishedAt: timestamp.nullable(),
+  error: z.string().nullable(),
+  progress: trainingProgressSchema,
+  versionId: z.string().nullable(),
+}).meta({ id: 'TrainingJob' });
+
+export const userModelVersionSchema = z.object({
+  id: z.string(),
+  createdAt: timestamp,
+  publishedAt: timestamp.nullable(),
+  status: z.string().describe('training, published, rejected (by the held-out gate), failed or superseded'),
+  current: z.boolean(),
+  reason: z.string().nullable(),
+  jobId: z.string().nullable(),
+  dataThrough: timestamp.nullable().describe('The newest preference pair it was trained on'),
+  config: z.record(z.string(), z.unknown()),
+  metrics: z.record(z.string(), z.unknown()).describe('heldoutAccuracy, currentHeldoutAccuracy, perUser [{userId, username, accuracy, pairs}], pairs, seconds'),
+}).meta({ id: 'UserModelVersion' });
+
+export const retrainScheduleSchema = z.object({
+  cron: z.string(),
+  minNewPairs: z.number().int(),
+  perUserMinPairs: z.number().int(),
+  enabled: z.boolean(),
+  nextRunAt: timestamp.nullable(),
+}).meta({ id: 'RetrainSchedule' });
+
+export const personalizationSchema = z.object({
+  votes: z.number().int(),
+  comparisons: z.number().int(),
+  pairs: z.number().int(),
+  personalized: z.boolean(),
+  version: z.object({ id: z.string(), publishedAt: timestamp.nullable() }).nullable(),
+  lastTrainedAt: timestamp.nullable(),
+  heldoutAccuracy: z.number().nullable(),
+  resetAt: timestamp.nullable(),
+}).meta({ id: 'Personalization' });
+
 // ---- mappers
 
 const countsOf = (c: FeedbackCounts): z.input<typeof feedbackCountsSchema> => ({ up: c.up, down: c.down, comparisons: { ...c.comparisons }, pairs: { ...c.pairs } });
@@ -130,4 +190,56 @@ export const toUserDataExport = (e: UserDataExport): z.input<typeof userDataExpo
     rejectedMessageId: p.rejectedMessage,
     createdAt: iso(p.createdAt),
   })),
+});
+
+export const toTrainingJob = (j: TrainingJobRecord): z.input<typeof trainingJobSchema> => trainingJobView(j);
+export const toUserModelVersion = (v: UserModelVersionRecord & { current?: boolean }): z.input<typeof userModelVersionSchema> => ({
+  id: v.id,
+  createdAt: iso(v.createdAt),
+  publishedAt: isoOrNull(v.publishedAt),
+  status: v.status,
+  current: v.current ?? false,
+  reason: v.reason ?? null,
+  jobId: v.jobId ?? null,
+  dataThrough: isoOrNull(v.dataThrough),
+  config: v.config,
+  metrics: v.metrics,
+});
+
+/** What the retraining schedule reports (times in epoch milliseconds, as the service keeps them). */
+export interface RetrainScheduleRecord {
+  cron: string;
+  minNewPairs: number;
+  perUserMinPairs: number;
+  enabled: boolean;
+  nextRunAt: number | null;
+}
+export const toRetrainSchedule = (s: RetrainScheduleRecord): z.input<typeof retrainScheduleSchema> => ({
+  cron: s.cron,
+  minNewPairs: s.minNewPairs,
+  perUserMinPairs: s.perUserMinPairs,
+  enabled: s.enabled,
+  nextRunAt: isoOrNull(s.nextRunAt),
+});
+
+/** A user's own personalization as the service reports it (times in epoch milliseconds). */
+export interface PersonalizationRecord {
+  votes: number;
+  comparisons: number;
+  pairs: number;
+  personalized: boolean;
+  version: { id: string; publishedAt: number | null } | null;
+  lastTrainedAt: number | null;
+  heldoutAccuracy: number | null;
+  resetAt: number | null;
+}
+export const toPersonalization = (p: PersonalizationRecord): z.input<typeof personalizationSchema> => ({
+  votes: p.votes,
+  comparisons: p.comparisons,
+  pairs: p.pairs,
+  personalized: p.personalized,
+  version: p.version && { id: p.version.id, publishedAt: isoOrNull(p.version.publishedAt) },
+  lastTrainedAt: isoOrNull(p.lastTrainedAt),
+  heldoutAccuracy: p.heldoutAccuracy,
+  resetAt: isoOrNull(p.resetAt),
 });

@@ -15,6 +15,7 @@ import {
 } from '../services/conversations.ts';
 
 import { COMPARISON_CHOICES } from '../services/chat.ts';
+import { SESSION_COOKIE } from '../services/credentials.ts';
 import { FEEDBACK_REASONS, FEEDBACK_VALUES, type FeedbackResult, feedbackInputSchema } from '../services/feedback.ts';
 
 const timestamp = z.iso.datetime();
@@ -66,7 +67,7 @@ export const userSchema = z
   .meta({ id: 'User' });
 export const authResultSchema = z
   .object({
-    token: z.string().meta({ description: 'Session token: send as `Authorization: Bearer <token>`; also set as the httpOnly attune_session cookie' }),
+    token: z.string().meta({ description: `Session token: send as \`Authorization: Bearer <token>\`; also set as the httpOnly ${SESSION_COOKIE} cookie` }),
     expiresAt: timestamp,
     user: userSchema,
   })

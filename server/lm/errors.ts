@@ -1,6 +1,6 @@
-// Typed errors of the language-model layer. `lm/` knows nothing of HTTP, so these carry a code only;
-// the server's error middleware maps codes to statuses. Every message names the file, tensor or
-// argument concerned, because "invalid config" alone sends people hunting.
+// Typed errors of the language-model layer. `lm/` knows nothing of HTTP, so these carry a code only:
+// turning a code into a status is the business of the layer that answers clients. Every message names
+// the file, tensor or argument concerned, because "invalid config" alone sends people hunting.
 
 export type LmErrorCode =
   | 'file_missing'

@@ -323,3 +323,109 @@ export function loadModelConfig(dir: string): ModelConfig {
     padTokenId: config.padTokenId ?? gen.pad_token_id ?? null,
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// The inverse: a ModelConfig written as HF's config.json and generation_config.json
+
+function hfRopeScaling(r: RopeScaling): Record<string, unknown> | null {
+  if (r === null) return null;
+  if (r.type === 'linear') return { rope_type: 'linear', factor: r.factor };
+  return {
+    rope_type: 'llama3',
+    factor: r.factor,
+    low_freq_factor: r.lowFreqFactor,
+    high_freq_factor: r.highFreqFactor,
+    original_max_position_embeddings: r.originalMaxPositions,
+  };
+}
+
+/** config.json holds one eos id (or a list of them when there are several). */
+const hfTokenIds = (ids: readonly number[]): number | number[] | null => (ids.length === 0 ? null : ids.length === 1 ? ids[0]! : [...ids]);
+
+export interface ConfigJsonExtras {
+  /** initializer_range: the std of the normal init (HF's default 0.02). */
+  initializerRange: number;
+  /** torch_dtype: 'float32', 'float16' or 'bfloat16'. */
+  torchDtype: string;
+}
+
+/**
+ * The config.json of `cfg`, in the field names and layout transformers writes, such that
+ * parseModelConfig reads `cfg` back. A config that config.json cannot express (say, a Llama whose o_proj
+ * has a bias but whose q/k/v have none) is refused, naming the fields that would not survive.
+ */
+export function modelConfigJson(cfg: ModelConfig, extras: ConfigJsonExtras): Record<string, unknown> {
+  const common = {
+    vocab_size: cfg.vocabSize,
+    bos_token_id: cfg.bosTokenId,
+    eos_token_id: hfTokenIds(cfg.eosTokenIds),
+    ...(cfg.padTokenId === null ? {} : { pad_token_id: cfg.padTokenId }),
+    tie_word_embeddings: cfg.tieWordEmbeddings,
+    initializer_range: extras.initializerRange,
+    torch_dtype: extras.torchDtype,
+  };
+  let json: Record<string, unknown>;
+  if (cfg.modelType === 'gpt2') {
+    json = {
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      n_embd: cfg.hidden,
+      n_layer: cfg.layers,
+      n_head: cfg.heads,
+      n_positions: cfg.maxPositions,
+      n_ctx: cfg.maxPositions,
+      n_inner: cfg.intermediate === 4 * cfg.hidden ? null : cfg.intermediate,
+      activation_function: 'gelu_new',
+      layer_norm_epsilon: cfg.normEps,
+      ...common,
+    };
+  } else {
+    const llamaCommon = {
+      hidden_size: cfg.hidden,
+      intermediate_size: cfg.intermediate,
+      num_hidden_layers: cfg.layers,
+      num_attention_heads: cfg.heads,
+      num_key_value_heads: cfg.kvHeads,
+      head_dim: cfg.headDim,
+      max_position_embeddings: cfg.maxPositions,
+      rms_norm_eps: cfg.normEps,
+      rope_theta: cfg.ropeTheta,
+      rope_scaling: hfRopeScaling(cfg.ropeScaling),
+      hidden_act: 'silu',
+      ...common,
+    };
+    switch (cfg.modelType) {
+      case 'llama':
+        json = { architectures: ['LlamaForCausalLM'], model_type: 'llama', ...llamaCommon, attention_bias: cfg.qkvBias, mlp_bias: cfg.mlpBias };
+        break;
+      case 'qwen2':
+        json = {
+          architectures: ['Qwen2ForCausalLM'],
+          model_type: 'qwen2',
+          ...llamaCommon,
+          use_sliding_window: cfg.slidingWindow !== null,
+          sliding_window: cfg.slidingWindow ?? cfg.maxPositions,
+          // Qwen2 slides the window from layer max_window_layers on: 0 is every layer
+          max_window_layers: cfg.slidingWindow !== null ? 0 : cfg.layers,
+        };
+        break;
+      case 'mistral':
+        json = { architectures: ['MistralForCausalLM'], model_type: 'mistral', ...llamaCommon, sliding_window: cfg.slidingWindow };
+        break;
+    }
+  }
+  const back = parseModelConfig(json, 'config.json');
+  const lost = (Object.keys(cfg) as (keyof ModelConfig)[]).filter((k) => JSON.stringify(back[k]) !== JSON.stringify(cfg[k]));
+  if (lost.length) {
+    throw new LmError('bad_argument', `a ${cfg.modelType} config.json cannot express ${lost.map((k) => `${k}=${JSON.stringify(cfg[k])}`).join(', ')}`, {
+      fields: lost,
+    });
+  }
+  return json;
+}
+
+/** generation_config.json as transformers derives it from config.json, with every eos id (one, or a list). */
+export function generationConfigJson(ids: { bosTokenId: number | null; eosTokenIds: readonly number[] }): Record<string, unknown> {
+  const eos = ids.eosTokenIds.length === 1 ? ids.eosTokenIds[0] : [...ids.eosTokenIds];
+  return { _from_model_config: true, bos_token_id: ids.bosTokenId, eos_token_id: eos };
+}

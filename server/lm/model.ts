@@ -8,7 +8,7 @@ import {
   concat, dimOf, div, gatherElements, gemm, logSoftmax, mul, neg, reduceSum, reshape, reshapeDyn, shapeTensor, unsqueeze,
 } from './onnx/ops.ts';
 import { gradients } from './onnx/autodiff.ts';
-import { type DecoderInputs, type DecoderOutputs, type Dims, type KvPair, type ParamSource, attentionBias } from './arch/common.ts';
+import { type DecoderInputs, type DecoderOutputs, type Dims, type KvPair, type ParamSource, type WeightDecl, attentionBias } from './arch/common.ts';
 import { gpt2 } from './arch/gpt2.ts';
 import { llama } from './arch/llama.ts';
 
@@ -17,12 +17,18 @@ export interface Architecture {
   addPositions?(p: ParamSource, embeds: Tensor, positionIds: Tensor): Tensor;
   lmHeadWeight(cfg: ModelConfig, p: ParamSource): Tensor;
   decoder(cfg: ModelConfig, p: ParamSource, x: DecoderInputs): DecoderOutputs;
-  weightShapes(cfg: ModelConfig): Map<string, number[]>;
+  /** Every weight the architecture reads under `cfg`, each once, in checkpoint order (see WeightDecl). */
+  weights(cfg: ModelConfig, initializerRange?: number): WeightDecl[];
   weightPrefix: string;
 }
 
 export function architectureOf(cfg: ModelConfig): Architecture {
   return cfg.arch === 'gpt2' ? gpt2 : llama;
+}
+
+/** Name → shape of every declared weight (HF names without prefix), in checkpoint order. */
+export function weightShapes(cfg: ModelConfig): Map<string, number[]> {
+  return new Map(architectureOf(cfg).weights(cfg).map((w) => [w.name, w.shape]));
 }
 
 /** Names of the graph inputs and outputs, shared with the runtime. */
@@ -215,7 +221,7 @@ export function buildScoreGraph(cfg: ModelConfig, params: (g: Graph) => ParamSou
 export function buildTrainGraph(cfg: ModelConfig, dtype: DType = 'float32', opts: { gradients?: boolean } = {}): { graph: Graph; paramNames: string[] } {
   const g = new Graph('train');
   const arch = architectureOf(cfg);
-  const p = inputParams(g, dtype, arch.weightShapes(cfg));
+  const p = inputParams(g, dtype, weightShapes(cfg));
   const t = trunk(g, cfg, arch, p, false);
   const { logp, targetMask } = slotLogProbs(g, cfg, arch, p, t);
   const count = g.noGrad(() => reduceSum(reshape(targetMask, [-1]), [0], false));

@@ -7,8 +7,8 @@
 //   token by token through `tokenBytes`.
 // - `tokenBytes` is the ground truth for streaming: the exact UTF-8 bytes a token stands for, which
 //   may be part of a character. `TextStreamDecoder` in text-stream.ts reassembles characters.
-// - A model without a chat template gets FALLBACK_CHAT_TEMPLATE (ChatML). Its turn markers are
-//   usually plain text to such a model, so they are offered as `stopStrings` for the StopMatcher.
+// - A model without a chat template gets ChatML (chat-template.ts). Its turn markers are usually
+//   plain text to such a model, so they are offered as `stopStrings` for the StopMatcher.
 // - `encodeChat` encodes message content as plain text: only the template's own text may produce
 //   special tokens (special-tokens.ts explains how). A prompt whose content holds no special-token
 //   text is encoded exactly as `encode` would encode the rendered string.
@@ -16,8 +16,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AddedToken, Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
+import { CHATML_TEMPLATE, CHATML_TURN_MARKERS } from './chat-template.ts';
 import { LmError } from './errors.ts';
 import { privateUseChars, ProtectedTokens, Sentinels, TokenTrie } from './special-tokens.ts';
+import { bytesToUnicode } from './tokenizer-files.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -59,9 +61,9 @@ export interface ChatTokenizer {
   readonly bosTokenId: number | null;
   /** Special added tokens and the bos/eos/unk/pad/additional special tokens named in tokenizer_config.json. */
   readonly specialTokenIds: Set<number>;
-  /** False when the model ships no chat template and FALLBACK_CHAT_TEMPLATE is used. */
+  /** False when the model ships no chat template and ChatML (CHATML_TEMPLATE) is used. */
   readonly hasOwnChatTemplate: boolean;
-  /** The template source in use (the model's own, or FALLBACK_CHAT_TEMPLATE). */
+  /** The template source in use (the model's own, or CHATML_TEMPLATE). */
   readonly chatTemplate: string;
   /**
    * Strings that end an assistant turn under the template in use but that the model may emit as
@@ -87,22 +89,6 @@ export interface ChatTokenizer {
    */
   encodeChat(messages: readonly ChatMessage[], opts: ChatTemplateOptions): number[];
 }
-
-/**
- * ChatML, the format of HF's former default template (Qwen, SmolLM, many fine-tunes), used when a
- * model ships no chat template:
- *
- *     <|im_start|>system\n{content}<|im_end|>\n
- *     <|im_start|>user\n{content}<|im_end|>\n
- *     <|im_start|>assistant\n            ← generation prompt
- *
- * No BOS text is emitted; encodeChat still adds BOS when the tokenizer would add one.
- */
-export const FALLBACK_CHAT_TEMPLATE =
-  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
-  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-const FALLBACK_TURN_MARKERS = ['<|im_end|>', '<|im_start|>'];
 
 const TOKENIZER_FILE = 'tokenizer.json';
 const CONFIG_FILE = 'tokenizer_config.json';
@@ -181,16 +167,7 @@ function findChatTemplate(dir: string, config: JsonObject): { template: string |
 }
 
 /** GPT-2's bytes_to_unicode, inverted: the char a byte-level vocabulary uses → the byte. */
-const BYTE_LEVEL_CHAR_TO_BYTE: ReadonlyMap<string, number> = (() => {
-  const map = new Map<string, number>();
-  const direct = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (direct(b)) map.set(String.fromCharCode(b), b);
-    else map.set(String.fromCharCode(256 + n++), b);
-  }
-  return map;
-})();
+const BYTE_LEVEL_CHAR_TO_BYTE: ReadonlyMap<string, number> = new Map(bytesToUnicode().map((ch, b) => [ch, b]));
 
 const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
 
@@ -387,8 +364,9 @@ class HfChatTokenizer implements ChatTokenizer {
     const template = files.chatTemplate;
     const source = files.templateSource;
     this.hasOwnChatTemplate = template !== null;
-    this.chatTemplate = template ?? FALLBACK_CHAT_TEMPLATE;
-    this.templateSource = this.hasOwnChatTemplate ? source : 'FALLBACK_CHAT_TEMPLATE';
+    // ChatML emits no BOS text; encodeChat still adds BOS when the tokenizer would add one.
+    this.chatTemplate = template ?? CHATML_TEMPLATE;
+    this.templateSource = this.hasOwnChatTemplate ? source : 'CHATML_TEMPLATE (the fallback)';
     try {
       // The library's own raise_exception cannot be overridden (globals may not be redeclared) and
       // throws a plain Error; renaming the call lets a refusal be told apart from a broken template.
@@ -415,7 +393,7 @@ class HfChatTokenizer implements ChatTokenizer {
     this.stopStrings = [];
     if (!this.hasOwnChatTemplate) {
       // Under ChatML the turn ends at <|im_end|>: as one token if the vocabulary has it, else as text.
-      for (const marker of FALLBACK_TURN_MARKERS) {
+      for (const marker of CHATML_TURN_MARKERS) {
         addEos(idOf(marker));
         this.stopStrings.push(marker);
       }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { LmError } from './errors.ts';
 import { type ModelConfig, loadModelConfig } from './model-config.ts';
 import { type WeightSource, openWeights } from './safetensors.ts';
-import { type Architecture, architectureOf } from './model.ts';
+import { type Architecture, architectureOf, weightShapes } from './model.ts';
 
 export interface ModelWeights {
   /** Canonical (unprefixed) name → shape, exactly the weights the architecture reads. */
@@ -26,7 +26,7 @@ export interface ModelFiles {
 
 /** Find each weight the architecture needs under its canonical or prefixed name and check its shape. */
 export function resolveWeights(source: WeightSource, cfg: ModelConfig, arch: Architecture): ModelWeights {
-  const shapes = arch.weightShapes(cfg);
+  const shapes = weightShapes(cfg);
   const stored = new Map<string, string>();
   const missing: string[] = [];
   for (const [name, shape] of shapes) {

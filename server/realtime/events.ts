@@ -8,9 +8,9 @@
 // (validation_failed), and its ack is called once with that same error so `emitWithAck` callers do
 // not hang.
 import { z } from 'zod';
-import { COMPARISON_CHOICES, samplingInputSchema } from '../services/chat.ts';
+import { COMPARISON_CHOICES, type ComparisonChoice, samplingInputSchema } from '../services/chat.ts';
 import type { Principal } from '../services/auth.ts';
-import type { ConversationView, MessageView, trainingJobView } from '../services/views.ts';
+import type { ConversationView, MessageView, TrainingJobView } from '../services/views.ts';
 
 const id = z.uuid();
 
@@ -92,18 +92,35 @@ export interface CompareReadyEvent {
 export interface CompareChosenEvent {
   conversationId: string;
   comparisonId: string;
-  choice: string | null;
+  choice: ComparisonChoice | null;
   activeMessageId: string;
   preferencePairId: string | null;
 }
-/** A retraining step or phase (admins only): the job id and whatever the trainer reports. */
-export type TrainingProgressEvent = { jobId: string } & Record<string, unknown>;
-export interface TrainingJobEvent {
-  job: ReturnType<typeof trainingJobView>;
+/**
+ * A training step (admins only): the job's progress as it now stands (what its `progress` holds, an
+ * earlier preparation phase's count included) and the step's point on the training curve.
+ */
+export interface TrainingProgressEvent {
+  jobId: string;
+  phase?: string;
+  step: number;
+  totalSteps: number;
+  loss: number | null;
+  accuracy: number | null;
+  margin: number | null;
+  etaSeconds: number | null;
+  /** Of a preparation phase (e.g. reference log-probs): how far it got. */
+  done?: number;
+  total?: number;
+  point: { step: number; loss: number | null; accuracy: number | null; margin: number | null };
 }
+export interface TrainingJobEvent {
+  job: TrainingJobView;
+}
+/** New soft prompts serve; times are ISO-8601, as on every wire. */
 export interface PublishedEvent {
   versionId: string | null;
-  publishedAt: number | null;
+  publishedAt: string | null;
 }
 
 export interface ServerToClientEvents {

@@ -6,7 +6,7 @@
 // without recursion: a known event name, exactly one payload and no ack, a plain JSON payload within
 // a depth and size bound, and only then zod. Strings are made well formed (each lone UTF-16
 // surrogate becomes one U+FFFD) so that what is echoed is what SQLite stores.
-import { type AppError, ValidationError } from '../errors.ts';
+import { type AppError, clipText, ValidationError, validationErrorOf } from '../errors.ts';
 import { CLIENT_EVENT_SCHEMAS, type ClientEventName, type ClientPayload, type ErrorPayload, KNOWN_EVENTS, isKnownEvent } from './events.ts';
 
 /** Deeper than any payload of the contract (sampling inside send is depth 2), shallow enough to walk. */
@@ -31,14 +31,9 @@ export interface RefusedPacket {
 
 const wellFormed = (s: string): string => s.toWellFormed();
 
-function clip(s: string, max: number): string {
-  // Clipping can split a surrogate pair, so the result is made well formed after the cut.
-  return wellFormed(s.length > max ? `${s.slice(0, max)}…` : s);
-}
-
 /** A refused event's name, safe to put in an error: clipped, well formed, never an object. */
 export function shownEventName(name: unknown): string {
-  if (typeof name === 'string') return clip(name, MAX_ECHOED_NAME);
+  if (typeof name === 'string') return clipText(name, MAX_ECHOED_NAME);
   if (typeof name === 'number') return String(name);
   return '(not a string)';
 }
@@ -99,9 +94,7 @@ export function checkPacket(packet: readonly unknown[]): CheckedPacket | Refused
   const r = CLIENT_EVENT_SCHEMAS[name].safeParse(json.value);
   if (!r.success) {
     // zod's messages can quote what was sent (an unknown key, say), so each one is clipped.
-    const issues = r.error.issues.slice(0, MAX_ISSUES).map((i) => ({ path: clip(i.path.map(String).join('.'), MAX_ISSUE_TEXT), message: clip(i.message, MAX_ISSUE_TEXT) }));
-    const more = r.error.issues.length > MAX_ISSUES ? `; and ${r.error.issues.length - MAX_ISSUES} more` : '';
-    return refuse(name, new ValidationError(`invalid payload: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}${more}`, { issues }), undefined);
+    return refuse(name, validationErrorOf(r.error, { prefix: 'invalid payload: ', limit: { issues: MAX_ISSUES, chars: MAX_ISSUE_TEXT } }), undefined);
   }
   return { ok: true, event: name, payload: r.data } as CheckedPacket;
 }

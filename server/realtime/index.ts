@@ -3,19 +3,20 @@
 // listener runs. Handlers are thin, like the HTTP ones: call a service, emit what it reports. An
 // `error` event {code, message, details: {event, ...}} reports a refusal or failure; the socket
 // stays connected, unless its credential ended (code credentials_ended), which also ends the socket.
-import type { EventEmitter } from 'node:events';
+import type { TrainingEventSource } from '../services/training.ts';
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
 import type { Config } from '../config.ts';
 import { socketParser } from './parser.ts';
-import { isAppError, Unauthorized } from '../errors.ts';
+import { appErrorOf, isAppError, Unauthorized } from '../errors.ts';
 import type { TrainingJobRecord } from '../db/user-models.ts';
 import type { Role } from '../db/users.ts';
-import { conversationView, messageView, trainingJobView as toJob } from '../services/views.ts';
+import { conversationView, isoOrNull, messageView, trainingJobView as toJob } from '../services/views.ts';
 import type { Principal } from '../services/auth.ts';
 import type { ChatService, CompareOutcome, ReplyHooks, ReplyOutcome } from '../services/chat.ts';
 import { credentialEnds, type CredentialEndReason } from '../services/credential-events.ts';
+import { sessionTokenOf } from '../services/credentials.ts';
 import type { Services } from '../services/index.ts';
 import type { ClientToServerEvents, ErrorPayload, PublishedEvent, ServerToClientEvents, SocketData, TrainingProgressEvent } from './events.ts';
 import { checkPacket, shownEventName } from './guard.ts';
@@ -23,14 +24,12 @@ import { createWindowLimiter } from './rate-limit.ts';
 
 export type { ErrorPayload } from './events.ts';
 
-export const SESSION_COOKIE = 'attune_session';
-
 type InterServerEvents = Record<string, never>;
 export type AttuneServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 type AttuneSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
-/** Where retraining progress and publish notices come from: the PersonalizationService in main.ts (an EventEmitter). */
-export type TrainingEventSource = Pick<EventEmitter, 'on'>;
+/** Where retraining progress and publish notices come from: the training service (services/training.ts). */
+export type { TrainingEventSource } from '../services/training.ts';
 
 export interface RealtimeDeps {
   config: Config;
@@ -53,20 +52,6 @@ const ENDED_MESSAGES: Record<CredentialEndReason | 'invalid_token' | 'account_di
   invalid_token: 'the session or API key of this connection is invalid, expired or revoked',
 };
 
-function cookieValue(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
-    try {
-      return decodeURIComponent(part.slice(eq + 1).trim());
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
-}
-
 /**
  * The handshake's credential: `auth: {token}` first (scripts, other origins), else the session cookie.
  * A browser sends cookies on WebSocket handshakes from any page, so the cookie counts only when the
@@ -76,7 +61,7 @@ function handshakeToken(socket: AttuneSocket, publicOrigin: string | undefined):
   const auth: unknown = socket.handshake.auth;
   const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
   if (typeof token === 'string' && token !== '') return token;
-  const cookie = cookieValue(socket.handshake.headers.cookie, SESSION_COOKIE);
+  const cookie = sessionTokenOf(socket.handshake.headers.cookie);
   if (!cookie) return undefined;
   const origin = socket.handshake.headers.origin;
   if (origin !== undefined && !isSameOrigin(origin, socket.handshake.headers.host, publicOrigin)) {
@@ -173,7 +158,7 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
     personalization.on('job', (job: TrainingJobRecord) => safely('training:job', () => io.to(ADMIN_ROOM).emit('training:job', { job: toJob(job) })));
     // Everyone learns that new soft prompts serve (their next answers carry the new version).
     personalization.on('published', (v: { id: string; publishedAt: number | null } | null) => {
-      const published: PublishedEvent = { versionId: v?.id ?? null, publishedAt: v?.publishedAt ?? null };
+      const published: PublishedEvent = { versionId: v?.id ?? null, publishedAt: isoOrNull(v?.publishedAt) };
       safely('personalization:published', () => io.emit('personalization:published', published));
     });
   }
@@ -191,8 +176,9 @@ export function attachRealtime(server: http.Server, { config, services, chat, lo
 
     const emitError = (event: string, e: unknown, ack?: (p: ErrorPayload) => void) => {
       let payload: ErrorPayload;
-      if (isAppError(e)) {
-        payload = { code: e.code, message: e.message, details: { ...e.details, event, status: e.status } };
+      const known = appErrorOf(e);
+      if (known) {
+        payload = { code: known.code, message: known.message, details: { ...known.details, event, status: known.status } };
       } else {
         log.error({ err: e, event }, 'unhandled error in a socket handler');
         payload = { code: 'internal', message: 'internal server error', details: { event, status: 500 } };

@@ -20,7 +20,7 @@ import type { JsonObject } from '../db/json.ts';
 import { storageErrorOf } from '../db/storage.ts';
 import { Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, ValidationError } from '../errors.ts';
 import { ENGINE_CLOSED, isLmError } from '../lm/errors.ts';
-import type { GenerateOptions } from '../lm/generate.ts';
+import type { GenerateOptions } from '../lm/engine.ts';
 import type { FinishReason, GenerationResult, GenerationStream } from '../lm/scheduler.ts';
 import { SAMPLING_LIMITS, type SamplingParams } from '../lm/sampling.ts';
 import { type ChatMessage, isChatTemplateRefusal } from '../lm/tokenizer.ts';
@@ -52,8 +52,8 @@ export interface UserPrefixSource {
 
 export interface ChatDeps {
   engine: ChatEngine;
-  /** Provenance: which base model answered (e.g. the model directory's name). */
-  modelId: string;
+  /** Provenance: which base model answered, by its directory's name (a message's modelId on the wire, /v1's model). */
+  modelName: string;
   /** Personalization; absent: every answer is generic (no soft prompt). */
   userModels?: UserPrefixSource;
 }
@@ -206,7 +206,7 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
       content,
       status: 'complete',
       finishReason: null,
-      modelId: null,
+      modelName: null,
       userModelVersion: null,
       sampling: null,
       seed: null,
@@ -284,7 +284,7 @@ export function createChatService(ctx: ServiceContext, deps: ChatDeps) {
       content: '',
       status: 'partial',
       finishReason: null,
-      modelId: deps.modelId,
+      modelName: deps.modelName,
       userModelVersion: s.personal.version,
       sampling: provenance,
       seed: s.params.seed,

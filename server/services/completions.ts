@@ -106,11 +106,11 @@ export function createCompletionService(ctx: ServiceContext, deps: ChatDeps) {
   }
 
   function checkModel(model: string): void {
-    if (model !== deps.modelId) throw new NotFound(`the model "${model}" does not exist: this server serves "${deps.modelId}" (GET /v1/models)`, 'model_not_found', { param: 'model' });
+    if (model !== deps.modelName) throw new NotFound(`the model "${model}" does not exist: this server serves "${deps.modelName}" (GET /v1/models)`, 'model_not_found', { param: 'model' });
   }
 
   return {
-    models: (): ModelInfo[] => [{ id: deps.modelId, created: startedAt }],
+    models: (): ModelInfo[] => [{ id: deps.modelName, created: startedAt }],
 
     /**
      * Starts the generation; the caller iterates `stream` (or awaits `stream.result`) and aborts
@@ -141,7 +141,7 @@ export function createCompletionService(ctx: ServiceContext, deps: ChatDeps) {
       } catch (e) {
         throw refusalOf(e);
       }
-      return { id: `chatcmpl-${randomBytes(12).toString('base64url')}`, created: Math.floor(now() / 1000), model: deps.modelId, userModelVersion: personal.version, stream };
+      return { id: `chatcmpl-${randomBytes(12).toString('base64url')}`, created: Math.floor(now() / 1000), model: deps.modelName, userModelVersion: personal.version, stream };
     },
   };
 }

@@ -14,7 +14,7 @@ async function populate(t: TestServer, u: TestUser, versionId: string): Promise<
   const c = await request(t.app).post('/api/conversations').set(u.auth).send({ title: 'data' });
   await request(t.app).post('/api/conversations').set(u.auth).send({ title: 'more data' });
   const repos: Repositories = t.repos;
-  const base = { conversationId: c.body.id as string, finishReason: null, modelId: 'default', sampling: { temperature: 0.7 }, seed: 1, createdAt: Date.now() };
+  const base = { conversationId: c.body.id as string, finishReason: null, modelName: 'default', sampling: { temperature: 0.7 }, seed: 1, createdAt: Date.now() };
   const q = { ...base, id: randomUUID(), parentId: null, role: 'user' as const, content: 'q', status: 'complete' as const, userModelVersion: null };
   const a = { ...base, id: randomUUID(), parentId: q.id, role: 'assistant' as const, content: 'a', status: 'complete' as const, userModelVersion: versionId };
   const b = { ...a, id: randomUUID(), content: 'b' };

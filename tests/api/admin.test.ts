@@ -9,7 +9,7 @@ import request from 'supertest';
 import type { MessageRecord } from '../../server/db/conversations.ts';
 import type { PreferencePairRecord } from '../../server/db/preference-pairs.ts';
 import { adminUserPageSchema, adminUserSchema, feedbackStatsSchema, userDataExportSchema } from '../../server/http/schemas-admin.ts';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import { assertError, createTestServer, registerUser, tableCounts, type TestServer, type TestUser } from '../helpers/api-server.ts';
 import { connectClient, connected, loadTestEngine, startRealtimeServer } from '../helpers/realtime-server.ts';
 
@@ -32,7 +32,7 @@ describe('admin API', () => {
   async function conversation(user: TestUser, title: string): Promise<{ id: string; a: MessageRecord; b: MessageRecord }> {
     const c = await request(t.app).post('/api/conversations').set(user.auth).send({ title });
     assert.equal(c.status, 201);
-    const base = { conversationId: c.body.id as string, finishReason: null, modelId: 'test', sampling: null, seed: 1, userModelVersion: null, status: 'complete' as const, createdAt: NOW };
+    const base = { conversationId: c.body.id as string, finishReason: null, modelName: 'test', sampling: null, seed: 1, userModelVersion: null, status: 'complete' as const, createdAt: NOW };
     const q: MessageRecord = { ...base, id: randomUUID(), parentId: null, role: 'user', content: `${title}?` };
     const a: MessageRecord = { ...base, id: randomUUID(), parentId: q.id, role: 'assistant', content: `${title}: answer A` };
     const b: MessageRecord = { ...a, id: randomUUID(), content: `${title}: answer B` };
@@ -297,7 +297,7 @@ describe('own data export', () => {
     const bob = await registerUser(t.app, 'bob');
     await request(t.app).post('/api/me/api-keys').set(alice.auth).send({ name: 'script' });
     const c = await request(t.app).post('/api/conversations').set(alice.auth).send({ title: 'mine' });
-    const base = { conversationId: c.body.id as string, finishReason: null, modelId: 'test', sampling: null, seed: 1, userModelVersion: null, status: 'complete' as const, createdAt: Date.now() };
+    const base = { conversationId: c.body.id as string, finishReason: null, modelName: 'test', sampling: null, seed: 1, userModelVersion: null, status: 'complete' as const, createdAt: Date.now() };
     const q: MessageRecord = { ...base, id: randomUUID(), parentId: null, role: 'user', content: 'secret question' };
     const a: MessageRecord = { ...base, id: randomUUID(), parentId: q.id, role: 'assistant', content: 'secret answer' };
     const b: MessageRecord = { ...a, id: randomUUID(), content: 'other answer' };

@@ -51,7 +51,7 @@ describe('conversations', () => {
     const c = await request(t.app).post('/api/conversations').set(alice.auth).send({ title: 'with messages' });
     const convId: string = c.body.id;
     const repo = t.repos.conversations;
-    const base = { conversationId: convId, finishReason: null, modelId: null, userModelVersion: null, sampling: null, seed: null };
+    const base = { conversationId: convId, finishReason: null, modelName: null, userModelVersion: null, sampling: null, seed: null };
     const q = { ...base, id: randomUUID(), parentId: null, role: 'user' as const, content: 'Hello?', status: 'complete' as const, createdAt: 1 };
     const a1 = {
       ...base,
@@ -61,7 +61,7 @@ describe('conversations', () => {
       content: 'Hi!',
       status: 'complete' as const,
       finishReason: 'eos',
-      modelId: 'default',
+      modelName: 'default',
       sampling: { temperature: 0.7, topP: 0.95 },
       seed: 1234,
       createdAt: 2,
@@ -128,7 +128,7 @@ describe('conversations', () => {
         const id = randomUUID();
         t.repos.conversations.insertMessage({
           id, conversationId: c.body.id, parentId, role: i % 2 ? 'assistant' : 'user', content, status: 'complete',
-          finishReason: null, modelId: null, userModelVersion: null, sampling: null, seed: null, createdAt: i + 1,
+          finishReason: null, modelName: null, userModelVersion: null, sampling: null, seed: null, createdAt: i + 1,
         });
         parentId = id;
       }

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import type { Socket } from 'socket.io-client';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import { GenerationStream } from '../../server/lm/scheduler.ts';
 import { CHECKPOINT_EVERY_DELTAS, CHECKPOINT_INTERVAL_MS, type ChatEngine } from '../../server/services/chat.ts';
 import { assertError, createTestServer, registerUser, tableCounts, type TestServer } from '../helpers/api-server.ts';
@@ -146,7 +146,7 @@ describe('over the socket, and streaming checkpoints', () => {
         for (let i = 0; i < 10_000; i++) {
           t.repos.conversations.insertMessage({
             id: randomUUID(), conversationId, parentId: null, role: 'user', content: 'x'.repeat(300), status: 'complete', finishReason: null,
-            modelId: null, userModelVersion: null, sampling: null, seed: null, createdAt: Date.now(),
+            modelName: null, userModelVersion: null, sampling: null, seed: null, createdAt: Date.now(),
           });
         }
       }, /storage space/);

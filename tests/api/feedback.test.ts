@@ -34,7 +34,7 @@ describe('feedback', () => {
         content,
         status: 'complete',
         finishReason: role === 'assistant' ? 'eos' : null,
-        modelId: role === 'assistant' ? 'test' : null,
+        modelName: role === 'assistant' ? 'test' : null,
         userModelVersion: null,
         sampling: null,
         seed: role === 'assistant' ? 1 : null,

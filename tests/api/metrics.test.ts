@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import request from 'supertest';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import { metrics, observeEngine } from '../../server/metrics.ts';
 import { assertError, createTestServer, registerUser, type TestUser } from '../helpers/api-server.ts';
 import { connectClient, connected, findLongPrompt, loadTestEngine, nextEvent, type RealtimeTestServer, startRealtimeServer, TEST_MODEL_ID } from '../helpers/realtime-server.ts';
@@ -131,7 +131,7 @@ describe('/metrics', () => {
   test('feedback by kind and value; training jobs by status from the database and from the trainer', async () => {
     const before = await scrape();
     const c = await request(t.app).post('/api/conversations').set(alice.auth).send({});
-    const base = { conversationId: c.body.id as string, finishReason: null, modelId: 'test', sampling: null, seed: 1, userModelVersion: null, status: 'complete' as const, createdAt: Date.now() };
+    const base = { conversationId: c.body.id as string, finishReason: null, modelName: 'test', sampling: null, seed: 1, userModelVersion: null, status: 'complete' as const, createdAt: Date.now() };
     const q = { ...base, id: randomUUID(), parentId: null, role: 'user' as const, content: 'q' };
     const a = { ...base, id: randomUUID(), parentId: q.id, role: 'assistant' as const, content: 'a' };
     t.repos.conversations.insertMessage(q);

@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import { Engine } from '../../server/lm/generate.ts';
-import { CHATML_TEMPLATE, writeRandomModel } from '../../server/lm/random-model.ts';
+import { Engine } from '../../server/lm/engine.ts';
+import { CHATML_TEMPLATE } from '../../server/lm/chat-template.ts';
+import { writeRandomModel } from '../helpers/random-model.ts';
 import { createTestServer, registerUser, type TestServer } from '../helpers/api-server.ts';
 
 const MODEL_ID = 'strict-template-model';
@@ -30,7 +31,7 @@ describe('/v1 prompt errors', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-strict-model-'));
     writeRandomModel(dir, { modelType: 'llama', vocabSize: 300, hidden: 32, layers: 1, heads: 4, kvHeads: 2, maxPositions: 256, tie: true, seed: 9, chatTemplate: STRICT_TEMPLATE });
     engine = await Engine.load(dir, { maxBatch: 2 });
-    t = createTestServer({ chatDeps: { engine, modelId: MODEL_ID } });
+    t = createTestServer({ chatDeps: { engine, modelName: MODEL_ID } });
     const user = await registerUser(t.app);
     key = (await request(t.app).post('/api/me/api-keys').set(user.auth).send({ name: 'v1' })).body.key;
     assert.match(key, /^atn_/);

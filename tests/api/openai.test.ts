@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import OpenAI from 'openai';
 import request from 'supertest';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import type { SamplingParams } from '../../server/lm/sampling.ts';
 import type { ChatMessage } from '../../server/lm/tokenizer.ts';
 import type { UserPrefixSource } from '../../server/services/chat.ts';

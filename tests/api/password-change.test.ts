@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import request from 'supertest';
 import type { Socket } from 'socket.io-client';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import type { ErrorPayload, MessageDoneEvent } from '../../server/realtime/events.ts';
 import { FREE_FAILURES } from '../../server/services/login-throttle.ts';
 import { assertError, createTestServer, registerUser, type TestServer, type TestUser, viaCookie } from '../helpers/api-server.ts';

@@ -10,8 +10,8 @@ import zlib from 'node:zlib';
 import { pino } from 'pino';
 import request from 'supertest';
 import { toAppError } from '../../server/http/middleware/errors.ts';
-import type { Engine } from '../../server/lm/generate.ts';
-import { PersonalizationService, type PersonalizationSettings } from '../../server/personalize/jobs.ts';
+import type { Engine } from '../../server/lm/engine.ts';
+import { PersonalizationService, type PersonalizationSettings } from '../../server/personalize/personalization-service.ts';
 import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';
 import { UserModel } from '../../server/personalize/user-model.ts';
 import {
@@ -69,7 +69,7 @@ describe('CSRF: cookie-authenticated writes need this server\'s own Origin', () 
   before(async () => {
     t = createTestServer({
       env: { ATTUNE_ADMIN_PASSWORD: ADMIN_PASSWORD },
-      personalization: (ctx) => (svc = new PersonalizationService({ ...ctx, logger: pino({ level: 'silent' }), modelDir: '.', modelId: 'tiny', settings })),
+      personalization: (ctx) => (svc = new PersonalizationService({ ...ctx, logger: pino({ level: 'silent' }), modelDir: '.', modelFingerprint: 'tiny', settings })),
     });
     svc.start({ schedule: false });
     await t.services.auth.bootstrapAdmin();

@@ -49,7 +49,7 @@ describe('lone surrogates over HTTP', () => {
     const c = await post('/api/conversations', '{"title":"votes"}');
     assert.equal(c.status, 201);
     const answer = { id: randomUUID(), conversationId: c.body.id as string, parentId: null, role: 'assistant' as const, content: 'hi', status: 'complete' as const,
-      finishReason: 'eos' as const, modelId: 'test', userModelVersion: null, sampling: null, seed: 1, createdAt: 1 };
+      finishReason: 'eos' as const, modelName: 'test', userModelVersion: null, sampling: null, seed: 1, createdAt: 1 };
     t.repos.conversations.insertMessage(answer);
     const { body, type } = rawJson(String.raw`{"value":"down","comment":"too \udfff long"}`);
     const res = await request(t.app).put(`/api/messages/${answer.id}/feedback`).set(alice.auth).type(type).send(body);

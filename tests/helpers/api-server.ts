@@ -14,10 +14,11 @@ import { type Db, openDatabase } from '../../server/db/connection.ts';
 import { runMigrations } from '../../server/db/migrate.ts';
 import { createRepositories, type Repositories } from '../../server/db/repositories.ts';
 import { createAttuneApp } from '../../server/http/app.ts';
-import type { PersonalizationService } from '../../server/personalize/jobs.ts';
+import type { PersonalizationService } from '../../server/personalize/personalization-service.ts';
 import type { Route } from '../../server/http/route.ts';
 import type { ChatDeps } from '../../server/services/chat.ts';
 import { createCompletions, createServices, type Services } from '../../server/services/index.ts';
+import { createTrainingService } from '../../server/services/training.ts';
 
 export interface TestServer {
   dir: string;
@@ -53,7 +54,8 @@ export function createTestServer(opts: TestServerOptions = {}): TestServer {
   const services = opts.wrapServices ? opts.wrapServices(base) : base;
   const completions = opts.chatDeps && createCompletions({ db, config, logger, now: opts.now }, opts.chatDeps);
   const personalization = opts.personalization?.({ db, repos: createRepositories(db), config });
-  const { app, routes } = createAttuneApp({ config, db, services, logger, isModelReady: opts.isModelReady, completions, personalization });
+  const training = personalization && createTrainingService(personalization);
+  const { app, routes } = createAttuneApp({ config, db, services, logger, isModelReady: opts.isModelReady, completions, training });
   return {
     dir,
     config,

@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { Graph, type Tensor } from '../../server/lm/onnx/graph.ts';
 import { gradients } from '../../server/lm/onnx/autodiff.ts';
 import { toModelBytes } from '../../server/lm/onnx/emit.ts';
+import { seededRandom } from './random-text.ts';
 
 export interface FdInput {
   shape: number[];
@@ -14,17 +15,6 @@ export interface FdInput {
   int?: boolean;
   /** Differentiate w.r.t. this input (default: every float input). */
   grad?: boolean;
-}
-
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function randn(n: number, rand: () => number): number[] {

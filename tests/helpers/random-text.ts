@@ -1,17 +1,12 @@
 // Random Unicode text for property tests: ASCII, whitespace, accents (precomposed and combining),
 // CJK, Hangul, Cyrillic, Arabic, astral-plane letters and emoji (including ZWJ sequences).
 // U+FEFF is left out: a leading byte-order mark is dropped by some UTF-8 decoders by design.
+import { Rng } from '../../server/lm/rng.ts';
 
-/** mulberry32: a tiny seeded PRNG for reproducible property tests. */
+/** Uniform [0, 1) draws from the project's seeded generator, for reproducible property tests. */
 export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 const POOLS: Array<[number, number]> = [

@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { type Logger, pino } from 'pino';
 import { io as connect, type Socket } from 'socket.io-client';
-import { Engine } from '../../server/lm/generate.ts';
-import { writeRandomModel } from '../../server/lm/random-model.ts';
+import { Engine } from '../../server/lm/engine.ts';
+import { writeRandomModel } from './random-model.ts';
 import { attachRealtime, type TrainingEventSource } from '../../server/realtime/index.ts';
 import type { ChatEngine, ChatService, UserPrefixSource } from '../../server/services/chat.ts';
 import { createChat } from '../../server/services/index.ts';
@@ -42,7 +42,7 @@ export interface RealtimeTestServerOptions extends TestServerOptions {
 
 /** Socket chat and the OpenAI-compatible API (/v1) over the same engine and soft prompts, as in main.ts. */
 export async function startRealtimeServer(engine: Engine, opts: RealtimeTestServerOptions = {}): Promise<RealtimeTestServer> {
-  const chatDeps = { engine: opts.chatEngine ?? engine, modelId: TEST_MODEL_ID, ...(opts.userModels ? { userModels: opts.userModels } : {}) };
+  const chatDeps = { engine: opts.chatEngine ?? engine, modelName: TEST_MODEL_ID, ...(opts.userModels ? { userModels: opts.userModels } : {}) };
   const t = createTestServer({ ...opts, chatDeps, env: { ATTUNE_MAX_NEW_TOKENS: '1000', ...opts.env } });
   const logger = opts.logger ?? pino({ level: 'silent' });
   const realChat = createChat({ db: t.db, config: t.config, logger, now: opts.now }, chatDeps);

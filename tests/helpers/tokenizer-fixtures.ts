@@ -1,28 +1,16 @@
 // Small, hand-built tokenizer directories in the two shapes Attune meets in practice:
 // a GPT-2 style byte-level BPE and a Llama/sentencepiece style Metaspace BPE with byte fallback.
-// They are written into fresh temp dirs so tests exercise the real file-loading path.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+// They are written into fresh temp dirs, through lm/'s tokenizer-file writer, so tests exercise the
+// real file-loading path.
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CHATML_SPECIALS } from '../../server/lm/chat-template.ts';
+import { byteLevelTokenizerJson, byteTokenOrder, bytesToUnicode, specialAddedTokens, writeTokenizerFiles } from '../../server/lm/tokenizer-files.ts';
 
 /** GPT-2's bytes_to_unicode, as a byte → char table, and the byte order GPT-2 uses for ids 0..255. */
 export function gpt2ByteAlphabet(): { byteToChar: string[]; byteOrder: number[] } {
-  const printable: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) printable.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) printable.push(b);
-  for (let b = 0xae; b <= 0xff; b++) printable.push(b);
-  const byteToChar: string[] = new Array<string>(256);
-  for (const b of printable) byteToChar[b] = String.fromCharCode(b);
-  const byteOrder = [...printable];
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (byteToChar[b] === undefined) {
-      byteToChar[b] = String.fromCharCode(256 + n);
-      n++;
-      byteOrder.push(b);
-    }
-  }
-  return { byteToChar, byteOrder };
+  return { byteToChar: bytesToUnicode(), byteOrder: byteTokenOrder() };
 }
 
 function byteLevel(text: string | number[], byteToChar: string[]): string {
@@ -42,17 +30,15 @@ function writeFixture(
   prefix: string,
 ): FixtureDir {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));
+  writeTokenizerFiles(dir, { tokenizerJson, tokenizerConfigJson: tokenizerConfig });
   return { dir, tokenizerJson, tokenizerConfig };
 }
 
-export const BYTE_LEVEL_SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as const;
-
 /**
- * GPT-2 style: ids 0..255 are the byte alphabet in GPT-2's order, then merged tokens, then the
- * added special tokens. Some merges deliberately produce tokens that end in the middle of a
- * multi-byte character (the first two bytes of 你, the first three of 😀), as real vocabularies do.
+ * GPT-2 style (tokenizer.json as the BPE trainer and random models write it), with no chat template:
+ * ids 0..255 are the byte alphabet in GPT-2's order, then merged tokens, then ChatML's special
+ * tokens. Some merges deliberately produce tokens that end in the middle of a multi-byte character
+ * (the first two bytes of 你, the first three of 😀), as real vocabularies do.
  */
 export function writeByteLevelFixture(configExtra: Record<string, unknown> = {}): FixtureDir {
   const { byteToChar, byteOrder } = gpt2ByteAlphabet();
@@ -79,45 +65,16 @@ export function writeByteLevelFixture(configExtra: Record<string, unknown> = {})
     [[0xf0], [0x9f]], // first two bytes of most emoji
     [[0xf0, 0x9f], [0x98]], // first three bytes of 😀 (F0 9F 98 80)
   ];
-  const merges: string[] = [];
+  const merges: Array<[string, string]> = [];
   for (const [a, b] of mergeSpecs) {
     const left = byteLevel(a, byteToChar);
     const right = byteLevel(b, byteToChar);
-    merges.push(`${left} ${right}`);
+    merges.push([left, right]);
     const merged = left + right;
     if (vocab[merged] === undefined) vocab[merged] = Object.keys(vocab).length;
   }
-  let nextId = Object.keys(vocab).length;
-  const addedTokens = BYTE_LEVEL_SPECIALS.map((content) => ({
-    id: nextId++,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const tokenizerJson = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: addedTokens,
-    normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges,
-    },
-  };
+  const tokenizerJson = { ...byteLevelTokenizerJson(vocab, merges, CHATML_SPECIALS) };
+  // GPT-2's own tokenizer_config.json, rather than the writer's: no chat template, clean-up on.
   const tokenizerConfig = {
     add_bos_token: false,
     add_prefix_space: false,
@@ -170,11 +127,7 @@ export function writeMetaspaceFixture(configExtra: Record<string, unknown> = {})
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [
-      { id: 0, content: '<unk>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
-      { id: 1, content: '<s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
-      { id: 2, content: '</s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
-    ],
+    added_tokens: specialAddedTokens(['<unk>', '<s>', '</s>'], 0),
     normalizer: null,
     pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
     post_processor: {
@@ -253,10 +206,7 @@ export function writeLlama3Fixture(configExtra: Record<string, unknown> = {}): F
     if (vocab[a + b] === undefined) vocab[a + b] = Object.keys(vocab).length;
     return `${a} ${b}`;
   });
-  let nextId = Object.keys(vocab).length;
-  const addedTokens = LLAMA3_SPECIALS.map((content) => ({
-    id: nextId++, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
-  }));
+  const addedTokens = specialAddedTokens(LLAMA3_SPECIALS, Object.keys(vocab).length);
   const bos = addedTokens[0]!;
   const tokenizerJson = {
     version: '1.0',
@@ -340,9 +290,7 @@ export function writeGemmaFixture(configExtra: Record<string, unknown> = {}): Fi
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: GEMMA_SPECIALS.map((content, id) => ({
-      id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
-    })),
+    added_tokens: specialAddedTokens(GEMMA_SPECIALS, 0),
     normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
     pre_tokenizer: null,
     post_processor: {

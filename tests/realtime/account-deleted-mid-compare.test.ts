@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import request from 'supertest';
 import type { Socket } from 'socket.io-client';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import type { MessageRecord } from '../../server/db/conversations.ts';
 import type { ErrorPayload } from '../../server/realtime/events.ts';
 import type { Candidate, ReplyHooks } from '../../server/services/chat.ts';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import request from 'supertest';
 import type { Socket } from 'socket.io-client';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import { conversationDetailSchema } from '../../server/http/schemas.ts';
 import { registerUser, type TestUser } from '../helpers/api-server.ts';
 import { connectClient, connected, findLongPrompt, loadTestEngine, nextEvent, type RealtimeTestServer, startRealtimeServer } from '../helpers/realtime-server.ts';
@@ -279,7 +279,7 @@ describe('realtime chat', () => {
       for (const role of ['user', 'assistant'] as const) {
         const id = crypto.randomUUID();
         t.repos.conversations.insertMessage({
-          id, conversationId, parentId, role, content: filler(i), status: 'complete', finishReason: null, modelId: null,
+          id, conversationId, parentId, role, content: filler(i), status: 'complete', finishReason: null, modelName: null,
           userModelVersion: null, sampling: null, seed: null, createdAt: Date.now(),
         });
         parentId = id;

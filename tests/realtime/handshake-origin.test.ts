@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type { Socket } from 'socket.io-client';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import { registerUser } from '../helpers/api-server.ts';
 import { connectClient, connected, loadTestEngine, type RealtimeTestServer, startRealtimeServer } from '../helpers/realtime-server.ts';
 

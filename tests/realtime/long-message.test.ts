@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import request from 'supertest';
 import type { Socket } from 'socket.io-client';
-import { Engine } from '../../server/lm/generate.ts';
+import { Engine } from '../../server/lm/engine.ts';
 import { registerUser, tableCounts, type TestUser } from '../helpers/api-server.ts';
 import { connectClient, connected, nextEvent, type RealtimeTestServer, startRealtimeServer, TEST_MODEL_ID } from '../helpers/realtime-server.ts';
 
@@ -123,7 +123,7 @@ describe('long messages over a socket, default model', () => {
         const id = randomUUID();
         t.repos.conversations.insertMessage({
           id, conversationId, parentId, role, content: `turn ${i}: ${'a good budget leaves room for fun and small costs add up. '.repeat(8)}`,
-          status: 'complete', finishReason: null, modelId: null, userModelVersion: null, sampling: null, seed: null, createdAt: Date.now(),
+          status: 'complete', finishReason: null, modelName: null, userModelVersion: null, sampling: null, seed: null, createdAt: Date.now(),
         });
         parentId = id;
       }
@@ -145,7 +145,7 @@ describe('long messages over a socket, default model', () => {
     const id = randomUUID();
     t.repos.conversations.insertMessage({
       id, conversationId: first.conversationId, parentId: first.message.id, role: 'user', content: DENSE,
-      status: 'complete', finishReason: null, modelId: null, userModelVersion: null, sampling: null, seed: null, createdAt: Date.now(),
+      status: 'complete', finishReason: null, modelName: null, userModelVersion: null, sampling: null, seed: null, createdAt: Date.now(),
     });
     const count = t.repos.conversations.listMessages(first.conversationId).length;
     const e = await refused({ messageId: id, sampling: DEFAULT_CAP }, 'message:regenerate');

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import request from 'supertest';
 import type { Socket } from 'socket.io-client';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import { ServiceUnavailable } from '../../server/errors.ts';
 import { conversationDetailSchema } from '../../server/http/schemas.ts';
 import type { ErrorPayload, MessageDoneEvent, MessageStartEvent } from '../../server/realtime/events.ts';

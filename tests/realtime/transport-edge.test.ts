@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type { Socket } from 'socket.io-client';
-import type { Engine } from '../../server/lm/generate.ts';
+import type { Engine } from '../../server/lm/engine.ts';
 import { registerUser } from '../helpers/api-server.ts';
 import { connectClient, connected, loadTestEngine, type RealtimeTestServer, sendRawPacket, startRealtimeServer } from '../helpers/realtime-server.ts';
 
@@ -29,7 +29,7 @@ test('a polling request with a method engine.io does not serve is a JSON 405, no
   const sid = /"sid":"([^"]+)"/.exec(await open.text())?.[1];
   assert.ok(sid, 'the handshake gave a session id');
   for (const method of ['PUT', 'DELETE', 'PATCH']) {
-    const res = await fetch(`${t.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method });
+    const res: Response = await fetch(`${t.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method });
     assert.equal(res.status, 405, method);
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'method_not_allowed');

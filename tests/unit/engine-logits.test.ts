@@ -5,14 +5,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type RandomModelSpec, writeRandomModel } from '../../server/lm/random-model.ts';
+import { type RandomModelSpec, writeRandomModel } from '../helpers/random-model.ts';
 import { ModelRuntime } from '../../server/lm/runtime.ts';
 import { buildServeGraph, initializerParams } from '../../server/lm/model.ts';
 import { writeModelWithExternalData } from '../../server/lm/onnx/emit.ts';
 import { openModelDir } from '../../server/lm/weights.ts';
 import * as refGpt2 from '../reference/gpt2.ts';
 import * as refLlama from '../reference/llama.ts';
-import { randn, seededRandom } from '../helpers/fd.ts';
+import { randn } from '../helpers/fd.ts';
+import { seededRandom } from '../helpers/random-text.ts';
 
 const base = { vocabSize: 300, hidden: 32, layers: 2, heads: 4, maxPositions: 64, seed: 7, initStd: 0.15 };
 const variants: { name: string; spec: RandomModelSpec }[] = [
@@ -21,6 +22,7 @@ const variants: { name: string; spec: RandomModelSpec }[] = [
   { name: 'llama GQA 4:2, untied, BF16', spec: { ...base, modelType: 'llama', kvHeads: 2, tie: false, dtype: 'BF16' } },
   { name: 'llama MQA, tied, head_dim 12, linear rope scaling', spec: { ...base, modelType: 'llama', kvHeads: 1, headDim: 12, tie: true, ropeScaling: { type: 'linear', factor: 2 } } },
   { name: 'llama llama3 rope scaling, attention_bias', spec: { ...base, modelType: 'llama', kvHeads: 2, tie: false, qkvBias: true, ropeTheta: 500000, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16 } } },
+  { name: 'llama mlp_bias, tied', spec: { ...base, modelType: 'llama', kvHeads: 2, tie: true, mlpBias: true } },
   { name: 'qwen2 q/k/v biases, tied', spec: { ...base, modelType: 'qwen2', kvHeads: 2, tie: true, ropeTheta: 1e6 } },
   { name: 'mistral GQA, bare names', spec: { ...base, modelType: 'mistral', kvHeads: 2, tie: false, namePrefix: false } },
 ];

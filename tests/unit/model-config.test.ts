@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LmError } from '../../server/lm/errors.ts';
-import { loadModelConfig, parseModelConfig, type ModelConfig } from '../../server/lm/model-config.ts';
+import { generationConfigJson, loadModelConfig, modelConfigJson, parseModelConfig, type ModelConfig } from '../../server/lm/model-config.ts';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-config-'));
 after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -296,5 +296,57 @@ describe('loadModelConfig', () => {
     throwsLm(() => loadModelConfig(broken), 'file_corrupt', path.join(broken, 'config.json'));
     const badGen = dirWith({ 'config.json': JSON.stringify(GPT2), 'generation_config.json': JSON.stringify({ eos_token_id: 'x' }) });
     throwsLm(() => loadModelConfig(badGen), 'config_invalid', path.join(badGen, 'generation_config.json'), 'eos_token_id');
+  });
+});
+
+describe('modelConfigJson (the writer)', () => {
+  const extras = { initializerRange: 0.02, torchDtype: 'float32' };
+  const published: Record<string, unknown>[] = [
+    GPT2,
+    { ...GPT2, n_inner: 1000, tie_word_embeddings: false, eos_token_id: [50256, 7], pad_token_id: 3 },
+    LLAMA32_1B,
+    { ...LLAMA32_1B, attention_bias: true, mlp_bias: true, rope_scaling: { rope_type: 'linear', factor: 2 }, tie_word_embeddings: true },
+    QWEN25_05B,
+    { ...QWEN25_05B, use_sliding_window: true, sliding_window: 512, max_window_layers: 0 },
+    MISTRAL_7B,
+    { ...MISTRAL_7B, sliding_window: null },
+  ];
+
+  test('writes what parseModelConfig reads back, for every architecture and option', () => {
+    for (const json of published) {
+      const cfg = parseModelConfig(json, FILE);
+      const written = modelConfigJson(cfg, extras);
+      assert.deepEqual(parseModelConfig(JSON.parse(JSON.stringify(written)), FILE), cfg, `${json.model_type}: ${JSON.stringify(written)}`);
+      assert.equal(written.initializer_range, 0.02);
+      assert.equal(written.torch_dtype, 'float32');
+    }
+  });
+
+  test('the HF fields themselves: mlp_bias, attention_bias, the sliding window, one eos id', () => {
+    const llama = modelConfigJson({ ...parseModelConfig(LLAMA32_1B, FILE), mlpBias: true }, extras);
+    assert.equal(llama.mlp_bias, true);
+    assert.equal(llama.attention_bias, false);
+    assert.equal(llama.eos_token_id, 128001);
+    const qwen = modelConfigJson({ ...parseModelConfig(QWEN25_05B, FILE), slidingWindow: 64 }, extras);
+    assert.deepEqual([qwen.use_sliding_window, qwen.sliding_window, qwen.max_window_layers], [true, 64, 0]);
+    assert.equal(modelConfigJson(parseModelConfig(GPT2, FILE), extras).n_inner, null, '4·n_embd is written as the default');
+  });
+
+  test('a config that config.json cannot express is refused, naming the fields', () => {
+    const llama = parseModelConfig(LLAMA32_1B, FILE);
+    const err = throwsLm(() => modelConfigJson({ ...llama, oBias: true }, extras), 'bad_argument', 'oBias');
+    assert.deepEqual(err.details?.['fields'], ['oBias']);
+    throwsLm(() => modelConfigJson({ ...llama, slidingWindow: 16 }, extras), 'bad_argument', 'slidingWindow');
+    throwsLm(() => modelConfigJson({ ...parseModelConfig(GPT2, FILE), kvHeads: 4 }, extras), 'bad_argument', 'kvHeads');
+    throwsLm(() => modelConfigJson({ ...parseModelConfig(QWEN25_05B, FILE), qkvBias: false }, extras), 'bad_argument', 'qkvBias');
+  });
+
+  test('generation_config.json round-trips through loadModelConfig', () => {
+    const dir = fs.mkdtempSync(path.join(tmpRoot, 'gen-'));
+    const cfg = { ...parseModelConfig(MISTRAL_7B, FILE), eosTokenIds: [2] };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(modelConfigJson(cfg, extras)));
+    fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify(generationConfigJson({ bosTokenId: 1, eosTokenIds: [2, 32000] })));
+    assert.deepEqual(loadModelConfig(dir), { ...cfg, eosTokenIds: [2, 32000] });
+    assert.deepEqual(generationConfigJson({ bosTokenId: null, eosTokenIds: [5] }), { _from_model_config: true, bos_token_id: null, eos_token_id: 5 });
   });
 });

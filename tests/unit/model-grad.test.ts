@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { writeRandomModel } from '../../server/lm/random-model.ts';
+import { writeRandomModel } from '../helpers/random-model.ts';
 import { openModelDir } from '../../server/lm/weights.ts';
 import { IO, buildScoreGraph, buildTrainGraph, initializerParams } from '../../server/lm/model.ts';
 import { toModelBytes } from '../../server/lm/onnx/emit.ts';
-import { randn, seededRandom } from '../helpers/fd.ts';
+import { randn } from '../helpers/fd.ts';
+import { seededRandom } from '../helpers/random-text.ts';
 
 const specs = [
   { modelType: 'gpt2', vocabSize: 260, hidden: 16, layers: 2, heads: 4, maxPositions: 32, tie: true, seed: 3 },

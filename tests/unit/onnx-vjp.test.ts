@@ -7,7 +7,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { checkGradient, randn, seededRandom, type FdInput } from '../helpers/fd.ts';
+import { checkGradient, randn, type FdInput } from '../helpers/fd.ts';
+import { seededRandom } from '../helpers/random-text.ts';
 import { Graph, type Tensor } from '../../server/lm/onnx/graph.ts';
 import * as ops from '../../server/lm/onnx/ops.ts';
 import {

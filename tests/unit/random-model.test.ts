@@ -7,7 +7,9 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { LmError } from '../../server/lm/errors.ts';
 import { loadModelConfig } from '../../server/lm/model-config.ts';
-import { CHATML_TEMPLATE, fillNormal, makeByteLevelTokenizer, writeRandomModel, type RandomModelSpec } from '../../server/lm/random-model.ts';
+import { CHATML_TEMPLATE } from '../../server/lm/chat-template.ts';
+import { Rng } from '../../server/lm/rng.ts';
+import { makeByteLevelTokenizer, writeRandomModel, type RandomModelSpec } from '../helpers/random-model.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, openWeights, writeSafetensors } from '../../server/lm/safetensors.ts';
 import * as gpt2Ref from '../reference/gpt2.ts';
 import * as llamaRef from '../reference/llama.ts';
@@ -71,6 +73,7 @@ function expectedTensors(spec: RandomModelSpec): Map<string, number[]> {
       if (spec.modelType === 'llama' && spec.qkvBias === true) m.set(`${l}self_attn.o_proj.bias`, [H]);
       m.set(`${l}post_attention_layernorm.weight`, [H]);
       m.set(`${l}mlp.gate_proj.weight`, [I, H]).set(`${l}mlp.up_proj.weight`, [I, H]).set(`${l}mlp.down_proj.weight`, [H, I]);
+      if (spec.mlpBias) m.set(`${l}mlp.gate_proj.bias`, [I]).set(`${l}mlp.up_proj.bias`, [I]).set(`${l}mlp.down_proj.bias`, [H]);
     }
     m.set(`${p}norm.weight`, [H]);
   }
@@ -103,6 +106,7 @@ describe('writeRandomModel', () => {
     { modelType: 'gpt2', ...TINY, tie: false, namePrefix: false, intermediate: 48 },
     { modelType: 'llama', ...TINY, kvHeads: 2, intermediate: 64, tie: false },
     { modelType: 'llama', ...TINY, intermediate: 64, tie: true, qkvBias: true, namePrefix: false, headDim: 16 },
+    { modelType: 'llama', ...TINY, kvHeads: 1, intermediate: 64, tie: false, mlpBias: true },
     { modelType: 'qwen2', ...TINY, kvHeads: 1, intermediate: 64, tie: true },
     { modelType: 'mistral', ...TINY, kvHeads: 2, intermediate: 64, tie: false, slidingWindow: 16, shardBytes: 20_000 },
   ];
@@ -125,6 +129,7 @@ describe('writeRandomModel', () => {
       assert.equal(c.tieWordEmbeddings, spec.tie);
       assert.equal(c.slidingWindow, spec.slidingWindow ?? null);
       assert.equal(c.qkvBias, spec.modelType !== 'mistral' && (spec.modelType !== 'llama' || spec.qkvBias === true));
+      assert.equal(c.mlpBias, spec.modelType === 'gpt2' || spec.mlpBias === true);
       const eot = spec.vocabSize - 3; // '<|endoftext|>' is the first of the default specials
       assert.equal(c.bosTokenId, eot);
       assert.deepEqual(c.eosTokenIds, [eot, spec.vocabSize - 1]); // config's <|endoftext|>, generation's <|im_end|>
@@ -164,9 +169,9 @@ describe('writeRandomModel', () => {
     wd.close();
   });
 
-  test('fillNormal draws standard normals (moments and tails)', () => {
+  test('Rng.fillNormal draws standard normals (moments and tails)', () => {
     const n = 400_000;
-    const x = fillNormal(new Float32Array(n), 3, 'stats', 1);
+    const x = Rng.stream(3, 'stats').fillNormal(new Float32Array(n), 1);
     let m1 = 0;
     let m2 = 0;
     let m3 = 0;
@@ -185,7 +190,7 @@ describe('writeRandomModel', () => {
     assert.ok(Math.abs(m4 / n - 3) < 0.06, `fourth moment ${m4 / n}`);
     const want = [0.3173, 0.0455, 0.0027];
     beyond.forEach((c, k) => assert.ok(Math.abs(c / n - want[k]!) < 4 * Math.sqrt(want[k]! / n), `P(|x| > ${k + 1}) = ${c / n}`));
-    assert.deepEqual(fillNormal(new Float32Array(5), 3, 'stats', 1), x.subarray(0, 5), 'same seed and stream, same numbers');
+    assert.deepEqual(Rng.stream(3, 'stats').fillNormal(new Float32Array(5), 1), x.subarray(0, 5), 'same seed and stream, same numbers');
   });
 
   test('initialisation: std 0.02 weights, norms near 1 with noise, small biases', () => {
@@ -238,6 +243,8 @@ describe('writeRandomModel', () => {
     throwsLm(() => writeRandomModel(dir, { modelType: 'mistral', ...TINY, qkvBias: true, tie: true }), 'bad_argument', 'qkvBias');
     throwsLm(() => writeRandomModel(dir, { modelType: 'llama', ...TINY, slidingWindow: 4, tie: true }), 'bad_argument', 'slidingWindow');
     throwsLm(() => writeRandomModel(dir, { modelType: 'llama', ...TINY, hidden: 0, tie: true }), 'bad_argument', 'hidden');
+    throwsLm(() => writeRandomModel(dir, { modelType: 'qwen2', ...TINY, mlpBias: true, tie: true }), 'bad_argument', 'mlpBias');
+    throwsLm(() => writeRandomModel(dir, { modelType: 'gpt2', ...TINY, mlpBias: false, tie: true }), 'bad_argument', 'mlpBias');
   });
 });
 

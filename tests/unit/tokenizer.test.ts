@@ -7,9 +7,9 @@ import {
   type ChatMessage,
   type ChatTokenizer,
   createChatTokenizer,
-  FALLBACK_CHAT_TEMPLATE,
   loadTokenizer,
 } from '../../server/lm/tokenizer.ts';
+import { CHATML_TEMPLATE } from '../../server/lm/chat-template.ts';
 import { isLmError } from '../../server/lm/errors.ts';
 import { randomText, seededRandom } from '../helpers/random-text.ts';
 import {
@@ -130,7 +130,7 @@ describe('byte-level BPE (GPT-2 style)', () => {
 
   it('falls back to the ChatML template when the model has none', () => {
     assert.equal(tok.hasOwnChatTemplate, false);
-    assert.equal(tok.chatTemplate, FALLBACK_CHAT_TEMPLATE);
+    assert.equal(tok.chatTemplate, CHATML_TEMPLATE);
     assert.deepEqual(tok.stopStrings, ['<|im_end|>', '<|im_start|>']);
     const expected =
       '<|im_start|>system\nBe brief.<|im_end|>\n' +

@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeRandomModel } from '../../server/lm/random-model.ts';
+import { writeRandomModel } from '../helpers/random-model.ts';
 import { openModelDir } from '../../server/lm/weights.ts';
-import { DEFAULT_OPTIMIZER, LmTrainer, learningRate, type TrainRow } from '../../server/lm/train.ts';
+import { learningRate } from '../../server/lm/optim.ts';
+import { DEFAULT_OPTIMIZER, LmTrainer, type TrainRow } from '../../server/lm/train.ts';
 
 function tinyModel() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-train-'));

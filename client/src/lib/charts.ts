@@ -24,11 +24,14 @@ export function historyPoint(raw: unknown): HistoryPoint | null {
   return { step, loss: numOr(r.loss), accuracy: numOr(r.accuracy, r['rewards/accuracies']), margin: numOr(r.margin, r['rewards/margins']) };
 }
 
+/** A live training:progress event, of which the curve needs only the step and its values. */
+export type LiveStep = Pick<TrainingProgressEvent, 'step' | 'loss' | 'accuracy'> & Partial<TrainingProgressEvent>;
+
 /**
  * A job's training curve: the stored history, then live progress events, one point per step (a later
  * report of the same step wins), in step order.
  */
-export function mergeHistory(history: readonly unknown[], live: readonly TrainingProgressEvent[] = []): HistoryPoint[] {
+export function mergeHistory(history: readonly unknown[], live: readonly LiveStep[] = []): HistoryPoint[] {
   const byStep = new Map<number, HistoryPoint>();
   for (const raw of history) {
     const p = historyPoint(raw);

@@ -49,7 +49,7 @@ export const emptyThread = (conversationId: string | null = null): ThreadState =
  * A thread loaded over HTTP: nothing streams in this tab, and the stored comparisons come back as
  * they were left (an undecided one shows its two answers and the choice again).
  */
-export function loadedThread(conversationId: string, messages: Message[], stored: readonly StoredComparison[] = []): ThreadState {
+export function loadedThread(conversationId: string, messages: Message[], stored: readonly Pick<StoredComparison, 'id' | 'messageA' | 'messageB' | 'choice'>[] = []): ThreadState {
   const byId = new Map(messages.map((m) => [m.id, m]));
   const comparisons: ComparisonState[] = [];
   for (const c of stored) {

@@ -1,189 +1,96 @@
-// The JSON shapes the client reads from the API and the socket (mirrors of the server's views; times
-// are ISO-8601 strings). Kept free of DOM types so the pure modules beside it run under Node's tests.
+// The JSON shapes the client reads from the API and the socket: the server's own zod response schemas
+// (what the OpenAPI document describes) and its socket contract, imported type-only, so that a field
+// exists once and a change on the server fails the client's typecheck. Times are ISO-8601 strings on
+// every wire. Kept free of DOM types so the pure modules beside it run under Node's tests.
+import type { z } from 'zod';
+import type {
+  conversationComparisonSchema,
+  conversationDetailSchema,
+  conversationSchema,
+  feedbackSchema,
+  messageFeedbackSchema,
+  messageSchema,
+  userSchema,
+} from '../../../server/http/schemas.ts';
+import type {
+  adminUserPageSchema,
+  adminUserSchema,
+  feedbackStatsSchema,
+  personalizationSchema,
+  retrainScheduleSchema,
+  trainingJobSchema,
+  userModelVersionSchema,
+} from '../../../server/http/schemas-admin.ts';
+import type {
+  CompareChosenEvent,
+  CompareReadyEvent,
+  CompareStartEvent,
+  MessageDeltaEvent,
+  MessageDoneEvent,
+  MessageStartEvent,
+} from '../../../server/realtime/events.ts';
 
-export type Role = 'user' | 'admin';
-export interface User {
-  id: string;
-  username: string;
-  role: Role;
-  createdAt: string;
-}
+export type { Candidate, ErrorPayload, TrainingProgressEvent } from '../../../server/realtime/events.ts';
 
-export interface Conversation {
-  id: string;
-  title: string;
-  createdAt: string;
-  updatedAt: string;
-}
+export type User = z.output<typeof userSchema>;
+export type Role = User['role'];
 
-export type MessageStatus = 'complete' | 'partial' | 'error';
-export interface Message {
-  id: string;
-  conversationId?: string;
-  parentId: string | null;
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-  status: MessageStatus;
-  finishReason: string | null;
-  modelId: string | null;
-  userModelVersion: string | null;
-  sampling: Record<string, unknown> | null;
-  seed: number | null;
-  createdAt: string;
-  /** The user's own vote (conversation detail over HTTP); null: none; absent: not said. */
-  feedback?: MessageFeedback | null;
-}
+export type Conversation = z.output<typeof conversationSchema>;
 
-export interface MessageFeedback {
-  value: FeedbackValue;
-  reasons: string[];
-  comment: string | null;
-  updatedAt: string;
-}
+export type MessageFeedback = z.output<typeof messageFeedbackSchema>;
+export type FeedbackValue = MessageFeedback['value'];
+/**
+ * A message over HTTP or on the socket: the socket's carry their conversationId; a conversation's
+ * detail adds the user's own vote (null: none; absent: not said).
+ */
+export type Message = z.output<typeof messageSchema> & { conversationId?: string; feedback?: MessageFeedback | null };
+export type MessageStatus = Message['status'];
 
-export interface ConversationDetail extends Conversation {
-  messages: Message[];
-  /** A/B comparisons of this conversation (absent from servers that predate them). */
-  comparisons?: StoredComparison[];
-}
-
-export interface StoredComparison {
-  id: string;
-  messageA: string;
-  messageB: string;
-  choice: ComparisonChoice | null;
-}
-
-export type FeedbackValue = 'up' | 'down';
-export interface Feedback {
-  messageId: string;
-  value: FeedbackValue;
-  reasons: string[];
-  comment: string | null;
-  createdAt: string;
-  updatedAt: string;
-  preferencePairs: number;
-}
-
-export type ComparisonChoice = 'A' | 'B' | 'tie' | 'both_bad';
-export type Candidate = 'A' | 'B';
+export type StoredComparison = z.output<typeof conversationComparisonSchema>;
+export type ComparisonChoice = NonNullable<StoredComparison['choice']>;
+export type ConversationDetail = z.output<typeof conversationDetailSchema>;
+export type Feedback = z.output<typeof feedbackSchema>;
 
 /** Socket payloads (server → client). */
-export interface StartPayload {
-  conversation: Conversation;
-  created: boolean;
-  userMessage: Message | null;
-  message: Message;
-}
-export interface DeltaPayload {
-  conversationId: string;
-  messageId: string;
-  delta: string;
-  candidate?: Candidate;
-  comparisonId?: string;
-}
-export interface DonePayload {
-  conversationId: string;
-  message: Message;
-  candidate?: Candidate;
-  comparisonId?: string;
-}
-export interface CompareStartPayload {
-  conversation: Conversation;
-  created: boolean;
-  userMessage: Message;
-  comparisonId: string;
-  candidates: { A: Message; B: Message };
-}
-export interface CompareReadyPayload {
-  conversationId: string;
-  comparisonId: string;
-  candidates: { A: Message; B: Message };
-}
-export interface CompareChosenPayload {
-  conversationId: string;
-  comparisonId: string;
-  choice: ComparisonChoice;
-  activeMessageId: string;
-  preferencePairId: string | null;
-}
-export interface ErrorPayload {
-  code: string;
-  message: string;
-  details: Record<string, unknown>;
-}
+export type StartPayload = MessageStartEvent;
+export type DeltaPayload = MessageDeltaEvent;
+export type DonePayload = MessageDoneEvent;
+export type CompareStartPayload = CompareStartEvent;
+export type CompareReadyPayload = CompareReadyEvent;
+export type CompareChosenPayload = CompareChosenEvent;
 
-/** Personalization (P-DPO) contract. */
-export interface PersonalizationStatus {
-  votes: number;
-  comparisons: number;
-  pairs: number;
-  personalized: boolean;
-  version: { id: string; publishedAt: number | string | null } | null;
-  lastTrainedAt: number | string | null;
-  heldoutAccuracy: number | null;
-}
+/** Personalization (P-DPO). */
+export type PersonalizationStatus = z.output<typeof personalizationSchema>;
+export type TrainingJob = z.output<typeof trainingJobSchema>;
+export type JobStatus = TrainingJob['status'];
+/** What a job reports of itself: training steps, or a preparation phase (e.g. reference log-probs) with its own count. */
+export type JobProgress = TrainingJob['progress'];
+export type TrainingVersion = z.output<typeof userModelVersionSchema>;
+export type TrainingSchedule = z.output<typeof retrainScheduleSchema>;
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export interface JobProgress {
-  step: number;
-  totalSteps: number;
-  loss: number | null;
-  accuracy: number | null;
-  etaSeconds: number | null;
-  /** Preparation phases before training (e.g. reference log-probs), with their own count. */
-  phase?: string;
-  done?: number;
-  total?: number;
-}
-export interface TrainingJob {
-  id: string;
-  status: JobStatus;
-  trigger: 'admin' | 'schedule' | 'user';
-  createdAt: number | string;
-  startedAt: number | string | null;
-  finishedAt: number | string | null;
-  error: string | null;
-  progress: Partial<JobProgress> | null;
-  versionId: string | null;
-}
+/** Admin. */
+export type AdminUser = z.output<typeof adminUserSchema>;
+export type AdminUserPage = z.output<typeof adminUserPageSchema>;
+export type FeedbackStats = z.output<typeof feedbackStatsSchema>;
+
+/** One point of a training curve, as the charts draw it (from a job's stored history or live progress). */
 export interface HistoryPoint {
   step: number;
   loss: number | null;
   accuracy: number | null;
   margin?: number | null;
 }
-export interface TrainingProgressEvent {
-  jobId: string;
-  step: number;
-  totalSteps: number;
-  loss: number | null;
-  accuracy: number | null;
-  etaSeconds: number | null;
-  phase?: string;
-  done?: number;
-  total?: number;
-  margin?: number | null;
-}
+
+/** One user's held-out accuracy in a version's metrics.perUser (a free-form record on the wire, read by the charts). */
 export interface PerUserAccuracy {
   userId: string;
   username: string;
   accuracy: number | null;
   pairs: number;
 }
-export interface TrainingVersion {
-  id: string;
-  createdAt: number | string;
-  publishedAt: number | string | null;
-  status: string;
-  current: boolean;
-  metrics: { heldoutAccuracy: number | null; perUser: PerUserAccuracy[] } | null;
-  reason: string | null;
-}
-export interface TrainingSchedule {
-  cron: string;
-  minNewPairs: number;
-  perUserMinPairs: number;
-  enabled: boolean;
-  nextRunAt: number | string | null;
+
+/** The fields of a version's free-form metrics that the dashboard shows; anything may be absent. */
+export interface VersionMetrics {
+  heldoutAccuracy?: number | null;
+  perUser?: PerUserAccuracy[];
 }

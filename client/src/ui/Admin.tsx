@@ -1,11 +1,11 @@
 // The admin dashboard: users, feedback volume, the preference dataset, and retraining (jobs with a
 // live view, versions with publish/rollback, per-user held-out accuracy, the schedule). A section whose
 // endpoints this server lacks says so instead of showing anything made up.
-import type { Socket } from 'socket.io-client';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, errorText, isMissing } from '../api.ts';
+import type { AttuneSocket } from '../socket.ts';
 import { accuracyColumns, formatEta, lossColumns, mergeHistory, perUserBars, progressFraction, progressLabel, volumeColumns } from '../lib/charts.ts';
-import type { TrainingJob, TrainingProgressEvent, TrainingSchedule, TrainingVersion, User } from '../lib/types.ts';
+import type { AdminUser, AdminUserPage, FeedbackStats, TrainingJob, TrainingProgressEvent, TrainingSchedule, TrainingVersion, User, VersionMetrics } from '../lib/types.ts';
 import { Chart } from './Chart.tsx';
 import { useNotify } from './notices.tsx';
 import { formatPct, formatTime } from './Personalization.tsx';
@@ -42,7 +42,7 @@ function Unavailable({ what, load }: { what: string; load: Load<unknown> }) {
   return null;
 }
 
-export function Admin({ me, socket }: { me: User; socket: Socket }) {
+export function Admin({ me, socket }: { me: User; socket: AttuneSocket }) {
   return (
     <div class="panel-page admin">
       <h1>Admin</h1>
@@ -60,14 +60,9 @@ export function Admin({ me, socket }: { me: User; socket: Socket }) {
   );
 }
 
-interface AdminUser extends User {
-  disabled: boolean;
-  counts: { conversations: number; messages: number; feedback: number; comparisons: number; preferencePairs: number };
-}
-
 function Users({ me }: { me: User }) {
   const notify = useNotify();
-  const [load] = useLoad<{ items: AdminUser[]; nextCursor: string | null; total: number }>('/api/admin/users?limit=100');
+  const [load] = useLoad<AdminUserPage>('/api/admin/users?limit=100');
   const [users, setUsers] = useState<AdminUser[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   useEffect(() => {
@@ -78,7 +73,7 @@ function Users({ me }: { me: User }) {
   const more = async () => {
     if (!cursor) return;
     try {
-      const page = await api<{ items: AdminUser[]; nextCursor: string | null }>('GET', `/api/admin/users?limit=100&cursor=${encodeURIComponent(cursor)}`);
+      const page = await api<AdminUserPage>('GET', `/api/admin/users?limit=100&cursor=${encodeURIComponent(cursor)}`);
       setUsers((us) => [...us, ...page.items.filter((u) => !us.some((x) => x.id === u.id))]);
       setCursor(page.nextCursor);
     } catch (e) {
@@ -145,16 +140,9 @@ function Users({ me }: { me: User }) {
   );
 }
 
-interface CountsRow {
-  up: number;
-  down: number;
-  comparisons: { A: number; B: number; tie: number; both_bad: number; undecided: number };
-  pairs: { ab: number; regenerate: number };
-}
-
 function FeedbackVolume() {
   const [days, setDays] = useState(30);
-  const [load] = useLoad<{ totals: CountsRow; daily: (CountsRow & { day: string })[] }>(`/api/admin/stats/feedback?days=${days}`);
+  const [load] = useLoad<FeedbackStats>(`/api/admin/stats/feedback?days=${days}`);
   const columns = useMemo(
     () =>
       load.state === 'ok'
@@ -200,7 +188,7 @@ function FeedbackVolume() {
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
-function Training({ socket }: { socket: Socket }) {
+function Training({ socket }: { socket: AttuneSocket }) {
   const notify = useNotify();
   const [jobsLoad, reloadJobs] = useLoad<{ jobs: TrainingJob[] }>('/api/admin/training/jobs');
   const [versionsLoad, reloadVersions] = useLoad<{ versions: TrainingVersion[] }>('/api/admin/training/versions');
@@ -214,7 +202,8 @@ function Training({ socket }: { socket: Socket }) {
     if (jobsLoad.state === 'ok') setJobs(jobsLoad.data.jobs);
   }, [jobsLoad]);
   // Follow the newest job unless the admin picked one.
-  const sorted = useMemo(() => [...jobs].sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt), undefined, { numeric: true })), [jobs]);
+  // ISO-8601 times in UTC sort as text.
+  const sorted = useMemo(() => [...jobs].sort((a, b) => b.createdAt.localeCompare(a.createdAt)), [jobs]);
   const current = jobs.find((j) => j.id === selected) ?? sorted[0] ?? null;
 
   const loadDetail = useCallback(async (id: string) => {
@@ -350,6 +339,9 @@ function Training({ socket }: { socket: Socket }) {
   );
 }
 
+/** The fields of a version's free-form metrics that the dashboard shows. */
+const metricsOf = (v: TrainingVersion | undefined): VersionMetrics => (v?.metrics ?? {}) as VersionMetrics;
+
 function Versions({ load, reload }: { load: Load<{ versions: TrainingVersion[] }>; reload: () => Promise<void> }) {
   const notify = useNotify();
   const [shown, setShown] = useState<string | null>(null);
@@ -365,7 +357,7 @@ function Versions({ load, reload }: { load: Load<{ versions: TrainingVersion[] }
       notify(errorText(e));
     }
   };
-  const bars = perUserBars(version?.metrics?.perUser ?? []);
+  const bars = perUserBars(metricsOf(version).perUser ?? []);
   return (
     <div class="versions">
       <h3>Versions</h3>
@@ -391,7 +383,7 @@ function Versions({ load, reload }: { load: Load<{ versions: TrainingVersion[] }
                   </th>
                   <td>{formatTime(v.createdAt)}</td>
                   <td title={v.reason ?? undefined}>{v.status}</td>
-                  <td>{formatPct(v.metrics?.heldoutAccuracy)}</td>
+                  <td>{formatPct(metricsOf(v).heldoutAccuracy)}</td>
                   <td class="actions">
                     <button type="button" class="link" onClick={() => setShown(v.id)} aria-pressed={version?.id === v.id}>
                       Per-user accuracy

@@ -1,10 +1,9 @@
 // The shell: who is signed in, the socket, the pages (hash routes: #/c/<id>, #/me, #/admin).
-import type { Socket } from 'socket.io-client';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import { readableError } from '../lib/errors.ts';
 import type { ErrorPayload, User } from '../lib/types.ts';
-import { connectSocket, type ConnectionState } from '../socket.ts';
+import { type AttuneSocket, connectSocket, type ConnectionState } from '../socket.ts';
 import { Admin } from './Admin.tsx';
 import { Chat } from './Chat.tsx';
 import { Login } from './Login.tsx';
@@ -52,7 +51,7 @@ function useRoute(): Route {
 function Shell({ me, onSignedOut }: { me: User; onSignedOut: () => void }) {
   const notify = useNotify();
   const route = useRoute();
-  const [socket, setSocket] = useState<Socket | null>(null);
+  const [socket, setSocket] = useState<AttuneSocket | null>(null);
   const [conn, setConn] = useState<ConnectionState>('connecting');
   const signedOut = useRef(onSignedOut);
   signedOut.current = onSignedOut;

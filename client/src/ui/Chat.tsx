@@ -1,8 +1,8 @@
 // The chat page: conversation list on the side, the thread (one path through the message tree), and
 // the composer. Socket events go through the pure reducers of lib/stream.ts, applied once per frame.
-import type { Socket } from 'socket.io-client';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
+import type { AttuneSocket } from '../socket.ts';
 import { readableError } from '../lib/errors.ts';
 import {
   comparisonOf,
@@ -56,7 +56,7 @@ function samplingOf(p: SamplingPrefs): Record<string, number> | undefined {
   return Object.keys(out).length ? out : undefined;
 }
 
-export function Chat({ socket, conversationId, connected }: { socket: Socket; conversationId: string | null; connected: boolean }) {
+export function Chat({ socket, conversationId, connected }: { socket: AttuneSocket; conversationId: string | null; connected: boolean }) {
   const notify = useNotify();
   const [thread, setThread] = useState<ThreadState>(() => emptyThread(conversationId));
   const threadRef = useRef(thread);

@@ -5,8 +5,9 @@ import { toMs } from '../lib/charts.ts';
 import type { PersonalizationStatus, User } from '../lib/types.ts';
 import { useNotify } from './notices.tsx';
 
-export const formatTime = (t: number | string | null | undefined): string => {
-  const ms = toMs(t ?? null);
+/** An ISO-8601 time from the server, in the reader's locale ('—' for none). */
+export const formatTime = (t: string | null | undefined): string => {
+  const ms = toMs(t);
   return ms === null ? '—' : new Date(ms).toLocaleString();
 };
 export const formatPct = (v: number | null | undefined): string => (typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '—');

@@ -4,23 +4,13 @@ import type { CookieOptions, Request, Response } from 'express';
 import type { Config } from '../../config.ts';
 import { Unauthorized } from '../../errors.ts';
 import type { AuthService, Principal } from '../../services/auth.ts';
+import { bearerTokenOf, SESSION_COOKIE, sessionTokenOf } from '../../services/credentials.ts';
 import type { Authenticator } from '../route.ts';
-
-export const SESSION_COOKIE = 'attune_session';
-
-export function bearerToken(req: Request): string | undefined {
-  const header = req.get('authorization');
-  if (header === undefined) return undefined;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) throw new Unauthorized('the Authorization header must be "Bearer <token>"', 'invalid_authorization_header');
-  return m[1];
-}
 
 export function createAuthenticator(auth: AuthService): Authenticator {
   return {
     principalOf(req: Request): Principal {
-      const cookie: unknown = req.cookies?.[SESSION_COOKIE];
-      const token = bearerToken(req) ?? (typeof cookie === 'string' && cookie !== '' ? cookie : undefined);
+      const token = bearerTokenOf(req.get('authorization')) ?? sessionTokenOf(req.headers.cookie);
       if (!token) throw new Unauthorized('sign in first: send a session cookie or an Authorization: Bearer header', 'unauthorized');
       return auth.authenticate(token);
     },

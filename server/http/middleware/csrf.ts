@@ -17,7 +17,7 @@
 // ATTUNE_PUBLIC_ORIGIN when set, for proxies that rewrite Host.
 import type { Request, RequestHandler } from 'express';
 import { Forbidden } from '../../errors.ts';
-import { SESSION_COOKIE } from './auth.ts';
+import { sessionTokenOf } from '../../services/credentials.ts';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -50,8 +50,7 @@ export function createOriginCheck({ publicOrigin, corsOrigin }: OriginCheckOptio
   const cors = corsOrigin === '*' || corsOrigin === null ? corsOrigin : new Set(corsOrigin.map((o) => originOf(o) ?? o));
   return (req, _res, next) => {
     if (SAFE_METHODS.has(req.method) || req.get('authorization') !== undefined) return next();
-    const cookie: unknown = req.cookies?.[SESSION_COOKIE];
-    const withCookie = typeof cookie === 'string' && cookie !== '';
+    const withCookie = sessionTokenOf(req.headers.cookie) !== undefined;
     const originHeader = req.get('origin');
     const refererHeader = originHeader === undefined ? req.get('referer') : undefined;
     const claimed = originHeader ?? refererHeader;

@@ -1,7 +1,8 @@
-// The one place errors become responses: typed AppErrors keep their status and code; errors of the
-// HTTP plumbing (body-parser, raw-body, the router's parameter decoding) become the 4xx they are;
-// anything else is a 500 whose details stay in the log, never in the response. The /v1 error handler
-// uses the same mapping (toAppError) and only renders it in OpenAI's shape.
+// The one place errors become responses: typed AppErrors keep their status and code, the model's
+// LmErrors get theirs (appErrorOf, shared with the socket); errors of the HTTP plumbing (body-parser,
+// raw-body, the router's parameter decoding) become the 4xx they are; anything else is a 500 whose
+// details stay in the log, never in the response. The /v1 error handler uses the same mapping
+// (toAppError) and only renders it in OpenAI's shape.
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import {
   type AppError,
@@ -11,6 +12,7 @@ import {
   PayloadTooLarge,
   UnsupportedMediaType,
   ValidationError,
+  appErrorOf,
   errorBody,
   isAppError,
 } from '../../errors.ts';
@@ -31,8 +33,9 @@ interface HttpishError {
 const statusOf = (e: HttpishError): number | null => (typeof e.status === 'number' ? e.status : null);
 
 /**
- * Maps any thrown value to the AppError a client should see, or null for a server fault (500).
- * body-parser's error types (body-parser 2 and raw-body 3), by what they mean:
+ * Maps any thrown value to the AppError a client should see, or null for a server fault (500):
+ * appErrorOf's mapping (AppErrors, LmErrors), then the plumbing's. body-parser's error types
+ * (body-parser 2 and raw-body 3), by what they mean:
  * - entity.too.large, parameters.too.many → 413;
  * - entity.parse.failed, querystring.parse.rangeError → 400 (the body is not what it claims);
  * - charset.unsupported (a charset other than UTF-8/16/32 for JSON) and encoding.unsupported (a
@@ -48,7 +51,8 @@ const statusOf = (e: HttpishError): number | null => (typeof e.status === 'numbe
  * a 400 too.
  */
 export function toAppError(err: unknown): AppError | null {
-  if (isAppError(err)) return err;
+  const known = appErrorOf(err);
+  if (known) return known;
   if (err instanceof URIError) {
     return new ValidationError('the URL path has a malformed percent-encoding (a % must be followed by two hex digits of valid UTF-8)', {}, 'invalid_path_encoding');
   }

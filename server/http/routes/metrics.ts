@@ -4,7 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Config } from '../../config.ts';
 import { Unauthorized } from '../../errors.ts';
 import { renderMetrics } from '../../metrics.ts';
-import { bearerToken } from '../middleware/auth.ts';
+import { bearerTokenOf } from '../../services/credentials.ts';
 import { defineRoute, type Authenticator, type Route } from '../route.ts';
 
 const sameSecret = (a: string, b: string): boolean => {
@@ -27,7 +27,7 @@ export function metricsRoutes(config: Config, authenticator: Authenticator): Rou
         responseDescription: 'text/plain; version=0.0.4',
         handler: async ({ req, res }) => {
           if (config.metricsToken !== undefined) {
-            const token = bearerToken(req);
+            const token = bearerTokenOf(req.get('authorization'));
             if (token === undefined || !sameSecret(token, config.metricsToken)) throw new Unauthorized('send the metrics token as "Authorization: Bearer <token>"', 'invalid_metrics_token');
           }
           const { contentType, body } = await renderMetrics();

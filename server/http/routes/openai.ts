@@ -8,10 +8,10 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import express from 'express';
 import type { Config } from '../../config.ts';
-import { type AppError, NotFound, Unauthorized, ValidationError } from '../../errors.ts';
+import { type AppError, NotFound, ServiceUnavailable, Unauthorized, ValidationError, validationErrorOf } from '../../errors.ts';
 import type { AuthService } from '../../services/auth.ts';
-import { type ChatCompletionRequest, chatCompletionRequestSchema, type CompletionService, openAiFinishReason, usageOf } from '../../services/completions.ts';
-import { bearerToken } from '../middleware/auth.ts';
+import { type ChatCompletionRequest, chatCompletionRequestSchema, type CompletionService, openAiFinishReason, type StartedCompletion, usageOf } from '../../services/completions.ts';
+import { bearerTokenOf } from '../../services/credentials.ts';
 import { setErrorHeaders, toAppError } from '../middleware/errors.ts';
 import { createUserRateLimiter } from '../middleware/rate-limit.ts';
 
@@ -38,8 +38,7 @@ function parseBody(body: unknown): ChatCompletionRequest {
   if (body === undefined) throw new ValidationError('the request needs a JSON body (Content-Type: application/json)', { param: null }, 'missing_body');
   const r = chatCompletionRequestSchema.safeParse(body);
   if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
-  throw new ValidationError(issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '), { issues }, 'invalid_request');
+  throw validationErrorOf(r.error, { code: 'invalid_request' });
 }
 
 const sse = (res: Response, data: unknown): void => void res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
@@ -48,7 +47,7 @@ export function openAiRouter({ config, auth, completions }: OpenAiRouteDeps): { 
   const router = express.Router();
 
   const authenticate: RequestHandler = (req, res, next) => {
-    const token = bearerToken(req);
+    const token = bearerTokenOf(req.get('authorization'));
     if (!token) throw new Unauthorized('send your API key as "Authorization: Bearer atn_…" (create one with POST /api/me/api-keys)', 'invalid_api_key');
     res.locals.principal = auth.authenticate(token);
     next();
@@ -71,7 +70,16 @@ export function openAiRouter({ config, auth, completions }: OpenAiRouteDeps): { 
     const head = { id: c.id, created: c.created, model: c.model, system_fingerprint: c.userModelVersion ? `um_${c.userModelVersion}` : null };
 
     if (!input.stream) {
-      const r = await c.stream.result;
+      let r: Awaited<StartedCompletion['stream']['result']>;
+      try {
+        r = await c.stream.result;
+      } catch (e) {
+        if (controller.signal.aborted) return;
+        // As mid-stream below (and in a chat turn): the engine's own error stays in the log; a
+        // sampler's bad_argument here is a fault of ours, not of the request.
+        req.log.error({ err: e }, 'generation failed');
+        throw new ServiceUnavailable('the model failed to answer; try again', 'generation_failed');
+      }
       if (controller.signal.aborted) return;
       res.json({
         ...head,

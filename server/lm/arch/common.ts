@@ -18,6 +18,30 @@ export interface ParamSource {
   getTransposed?(name: string): Tensor;
 }
 
+/**
+ * How a weight starts, as HF's `_init_weights` does it: normal draws for matrices and embeddings,
+ * ones for norm gains, zeros for biases.
+ */
+export type WeightInit = { kind: 'normal'; std: number } | { kind: 'ones' } | { kind: 'zeros' };
+
+/**
+ * One weight an architecture declares: its HF name (without the `transformer.` / `model.` prefix),
+ * its shape under the config, and its initialisation. The declaration is the single list: the
+ * loader checks files against it, graphs can read only what it names, random models are drawn from it.
+ */
+export interface WeightDecl {
+  name: string;
+  shape: number[];
+  init: WeightInit;
+}
+
+export const normalInit = (std: number): WeightInit => ({ kind: 'normal', std });
+export const ONES: WeightInit = { kind: 'ones' };
+export const ZEROS: WeightInit = { kind: 'zeros' };
+
+/** HF's default initializer_range, the std of every normal init unless the config says otherwise. */
+export const DEFAULT_INITIALIZER_RANGE = 0.02;
+
 /** Runtime sizes shared by every layer: B rows, N new slots (prefix + tokens), T = B·N. */
 export interface Dims {
   B: Tensor;

@@ -3,7 +3,10 @@
 import type { ModelConfig } from '../model-config.ts';
 import type { Tensor } from '../onnx/graph.ts';
 import { add, gather, geluTanh, layerNorm, slice } from '../onnx/ops.ts';
-import { type DecoderInputs, type DecoderOutputs, type KvPair, type ParamSource, attention, linear } from './common.ts';
+import {
+  type DecoderInputs, type DecoderOutputs, type KvPair, type ParamSource, type WeightDecl, type WeightInit, DEFAULT_INITIALIZER_RANGE, ONES, ZEROS,
+  attention, linear, normalInit,
+} from './common.ts';
 
 /** HF's Conv1D: y = x·W + b with W stored [in, out]. */
 function conv1d(p: ParamSource, x: Tensor, name: string): Tensor {
@@ -48,33 +51,42 @@ export const gpt2 = {
     return { hidden: layerNorm(h, p.get('ln_f.weight'), p.get('ln_f.bias'), cfg.normEps), fresh };
   },
 
-  /** Weight names and shapes this architecture reads (HF names, without the `transformer.` prefix). */
-  weightShapes(cfg: ModelConfig): Map<string, number[]> {
-    const H = cfg.hidden;
-    const I = cfg.intermediate;
-    const m = new Map<string, number[]>([
-      ['wte.weight', [cfg.vocabSize, H]],
-      ['wpe.weight', [cfg.maxPositions, H]],
-      ['ln_f.weight', [H]],
-      ['ln_f.bias', [H]],
-    ]);
+  /**
+   * Every weight, in checkpoint order, initialised as GPT2PreTrainedModel._init_weights does: normal
+   * draws, except the residual projections (attn.c_proj and mlp.c_proj), scaled by 1/√(2·n_layer)
+   * so the residual stream's variance does not grow with depth (GPT-2 paper, §2.3).
+   */
+  weights(cfg: ModelConfig, initializerRange = DEFAULT_INITIALIZER_RANGE): WeightDecl[] {
+    const { vocabSize: V, hidden: H, intermediate: I, maxPositions: P } = cfg;
+    const w = normalInit(initializerRange);
+    const residual = normalInit(initializerRange / Math.sqrt(2 * cfg.layers));
+    const layerNormDecl = (name: string): WeightDecl[] => [
+      { name: `${name}.weight`, shape: [H], init: ONES },
+      { name: `${name}.bias`, shape: [H], init: ZEROS },
+    ];
+    // Conv1D stores its weight [in, out]
+    const conv1dDecl = (name: string, nIn: number, nOut: number, init: WeightInit): WeightDecl[] => [
+      { name: `${name}.weight`, shape: [nIn, nOut], init },
+      { name: `${name}.bias`, shape: [nOut], init: ZEROS },
+    ];
+    const decls: WeightDecl[] = [
+      { name: 'wte.weight', shape: [V, H], init: w },
+      { name: 'wpe.weight', shape: [P, H], init: w },
+    ];
     for (let i = 0; i < cfg.layers; i++) {
       const b = `h.${i}.`;
-      for (const n of ['ln_1', 'ln_2']) {
-        m.set(`${b}${n}.weight`, [H]);
-        m.set(`${b}${n}.bias`, [H]);
-      }
-      m.set(`${b}attn.c_attn.weight`, [H, 3 * H]);
-      m.set(`${b}attn.c_attn.bias`, [3 * H]);
-      m.set(`${b}attn.c_proj.weight`, [H, H]);
-      m.set(`${b}attn.c_proj.bias`, [H]);
-      m.set(`${b}mlp.c_fc.weight`, [H, I]);
-      m.set(`${b}mlp.c_fc.bias`, [I]);
-      m.set(`${b}mlp.c_proj.weight`, [I, H]);
-      m.set(`${b}mlp.c_proj.bias`, [H]);
+      decls.push(
+        ...layerNormDecl(`${b}ln_1`),
+        ...conv1dDecl(`${b}attn.c_attn`, H, 3 * H, w),
+        ...conv1dDecl(`${b}attn.c_proj`, H, H, residual),
+        ...layerNormDecl(`${b}ln_2`),
+        ...conv1dDecl(`${b}mlp.c_fc`, H, I, w),
+        ...conv1dDecl(`${b}mlp.c_proj`, I, H, residual),
+      );
     }
-    if (!cfg.tieWordEmbeddings) m.set('lm_head.weight', [cfg.vocabSize, H]);
-    return m;
+    decls.push(...layerNormDecl('ln_f'));
+    if (!cfg.tieWordEmbeddings) decls.push({ name: 'lm_head.weight', shape: [V, H], init: w });
+    return decls;
   },
 
   weightPrefix: 'transformer.',

@@ -4,7 +4,10 @@
 import type { ModelConfig } from '../model-config.ts';
 import type { Tensor } from '../onnx/graph.ts';
 import { add, cast, concat, cos, gather, mul, rmsNorm, sigmoid, sin, unsqueeze } from '../onnx/ops.ts';
-import { type DecoderInputs, type DecoderOutputs, type KvPair, type ParamSource, attention, linear, rotateHalf } from './common.ts';
+import {
+  type DecoderInputs, type DecoderOutputs, type KvPair, type ParamSource, type WeightDecl, DEFAULT_INITIALIZER_RANGE, ONES, ZEROS,
+  attention, linear, normalInit, rotateHalf,
+} from './common.ts';
 
 /** inv_freq[i] = 1 / theta^(2i/d), adjusted for rope_scaling as HF's rope initialisers do. */
 export function ropeInverseFrequencies(cfg: ModelConfig): number[] {
@@ -77,40 +80,39 @@ export const llama = {
     return { hidden: rmsNorm(h, p.get('norm.weight'), cfg.normEps), fresh };
   },
 
-  weightShapes(cfg: ModelConfig): Map<string, number[]> {
-    const H = cfg.hidden;
-    const I = cfg.intermediate;
+  /**
+   * Every weight, in checkpoint order, initialised as LlamaPreTrainedModel._init_weights does: every
+   * projection and the embedding normal, biases zero (q/k/v for Qwen2 or attention_bias, o_proj for
+   * attention_bias, the MLP's for mlp_bias), RMSNorm gains one.
+   */
+  weights(cfg: ModelConfig, initializerRange = DEFAULT_INITIALIZER_RANGE): WeightDecl[] {
+    const { vocabSize: V, hidden: H, intermediate: I } = cfg;
     const q = cfg.heads * cfg.headDim;
     const kv = cfg.kvHeads * cfg.headDim;
-    const m = new Map<string, number[]>([
-      ['embed_tokens.weight', [cfg.vocabSize, H]],
-      ['norm.weight', [H]],
-    ]);
+    const w = normalInit(initializerRange);
+    // nn.Linear stores its weight [out, in]
+    const linearDecl = (name: string, nIn: number, nOut: number, bias: boolean): WeightDecl[] => [
+      { name: `${name}.weight`, shape: [nOut, nIn], init: w },
+      ...(bias ? [{ name: `${name}.bias`, shape: [nOut], init: ZEROS }] : []),
+    ];
+    const decls: WeightDecl[] = [{ name: 'embed_tokens.weight', shape: [V, H], init: w }];
     for (let i = 0; i < cfg.layers; i++) {
       const b = `layers.${i}.`;
-      m.set(`${b}input_layernorm.weight`, [H]);
-      m.set(`${b}post_attention_layernorm.weight`, [H]);
-      m.set(`${b}self_attn.q_proj.weight`, [q, H]);
-      m.set(`${b}self_attn.k_proj.weight`, [kv, H]);
-      m.set(`${b}self_attn.v_proj.weight`, [kv, H]);
-      m.set(`${b}self_attn.o_proj.weight`, [H, q]);
-      if (cfg.qkvBias) {
-        m.set(`${b}self_attn.q_proj.bias`, [q]);
-        m.set(`${b}self_attn.k_proj.bias`, [kv]);
-        m.set(`${b}self_attn.v_proj.bias`, [kv]);
-      }
-      if (cfg.oBias) m.set(`${b}self_attn.o_proj.bias`, [H]);
-      m.set(`${b}mlp.gate_proj.weight`, [I, H]);
-      m.set(`${b}mlp.up_proj.weight`, [I, H]);
-      m.set(`${b}mlp.down_proj.weight`, [H, I]);
-      if (cfg.mlpBias) {
-        m.set(`${b}mlp.gate_proj.bias`, [I]);
-        m.set(`${b}mlp.up_proj.bias`, [I]);
-        m.set(`${b}mlp.down_proj.bias`, [H]);
-      }
+      decls.push(
+        { name: `${b}input_layernorm.weight`, shape: [H], init: ONES },
+        ...linearDecl(`${b}self_attn.q_proj`, H, q, cfg.qkvBias),
+        ...linearDecl(`${b}self_attn.k_proj`, H, kv, cfg.qkvBias),
+        ...linearDecl(`${b}self_attn.v_proj`, H, kv, cfg.qkvBias),
+        ...linearDecl(`${b}self_attn.o_proj`, q, H, cfg.oBias),
+        { name: `${b}post_attention_layernorm.weight`, shape: [H], init: ONES },
+        ...linearDecl(`${b}mlp.gate_proj`, H, I, cfg.mlpBias),
+        ...linearDecl(`${b}mlp.up_proj`, H, I, cfg.mlpBias),
+        ...linearDecl(`${b}mlp.down_proj`, I, H, cfg.mlpBias),
+      );
     }
-    if (!cfg.tieWordEmbeddings) m.set('lm_head.weight', [cfg.vocabSize, H]);
-    return m;
+    decls.push({ name: 'norm.weight', shape: [H], init: ONES });
+    if (!cfg.tieWordEmbeddings) decls.push({ name: 'lm_head.weight', shape: [V, H], init: w });
+    return decls;
   },
 
   weightPrefix: 'model.',

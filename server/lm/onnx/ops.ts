@@ -1,7 +1,7 @@
 // Primitive ops: each emits its forward ONNX node(s) and records its vector-Jacobian rule beside it.
 // Composite functions (silu, rotate-half, attention) live in the architecture files and get their
 // gradients for free by composition.
-import { type DType, type Dim, type Shape, type Tensor, type Vjp, isFloat, onnx, tensorProto, typedArrayFor } from './graph.ts';
+import { type DType, type Dim, type Shape, type Tensor, type Vjp, ONNX_DTYPE, isFloat, tensorProto, typedArrayFor } from './graph.ts';
 
 // ---------------------------------------------------------------- shape helpers
 
@@ -57,14 +57,9 @@ export function dimOf(x: Tensor, axis: number): Tensor {
 
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
-  const [y] = x.g.emit('Cast', [x], { to: onnxTypeCode(dtype) }, [{ dtype, shape: x.shape }]);
+  const [y] = x.g.emit('Cast', [x], { to: ONNX_DTYPE[dtype] }, [{ dtype, shape: x.shape }]);
   if (isFloat(x.dtype) && isFloat(dtype)) x.g.record('Cast', [x], [y!], ([g]) => [cast(g!, x.dtype)]);
   return y!;
-}
-
-function onnxTypeCode(d: DType): number {
-  const T = onnx.TensorProto.DataType;
-  return { float32: T.FLOAT, float64: T.DOUBLE, int64: T.INT64, int32: T.INT32, bool: T.BOOL }[d];
 }
 
 export function compare(op: 'Less' | 'LessOrEqual' | 'Greater' | 'GreaterOrEqual' | 'Equal', a: Tensor, b: Tensor): Tensor {
