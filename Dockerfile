@@ -10,6 +10,9 @@ RUN npm ci --no-audit --no-fund
 COPY client ./client
 RUN node --import tsx client/build.ts && npm prune --omit=dev
 COPY server ./server
+# The CLI (retrain, lm, sim) ships too; its commands import the sandbox.
+COPY cli ./cli
+COPY sandbox ./sandbox
 COPY migrations ./migrations
 COPY models ./models
 COPY tsconfig.json ./

@@ -16,12 +16,12 @@ import { loadConfig } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { runMigrations } from '../server/db/migrate.ts';
 import { createRepositories } from '../server/db/repositories.ts';
-import { Engine } from '../server/lm/generate.ts';
+import { Engine } from '../server/lm/engine.ts';
 import type { ChatMessage } from '../server/lm/tokenizer.ts';
-import { PersonalizationService } from '../server/personalize/jobs.ts';
-import { renderPromptResponse, samplePrompt, sampleStyle } from '../server/sandbox/corpus.ts';
-import { Rng } from '../server/sandbox/rng.ts';
-import { SimulatedUser, SOUPS_PROFILES } from '../server/sandbox/users.ts';
+import { PersonalizationService } from '../server/personalize/personalization-service.ts';
+import { renderPromptResponse, samplePrompt, sampleStyle } from '../sandbox/corpus.ts';
+import { Rng } from '../server/lm/rng.ts';
+import { SimulatedUser, SOUPS_PROFILES } from '../sandbox/users.ts';
 
 const fig = (value: number, unit: string, limit: number | null, note?: string) => ({ value, unit, limit, ratio: limit === null ? null : value / limit, ...(note ? { note } : {}) });
 
@@ -84,7 +84,7 @@ export async function runPersonalizeBench(args: string[]): Promise<unknown> {
   log(`${totalPairs} pairs from ${SOUPS_PROFILES.length} simulated users`);
 
   const engine = await Engine.load(modelDir, { threads: config.engineThreads, maxBatch: config.engineMaxBatch });
-  const svc = new PersonalizationService({ db, repos, logger: pino({ level: 'silent' }), modelDir, modelId: engine.runtime.files.id, settings: PersonalizationService.settingsFromConfig(config) });
+  const svc = new PersonalizationService({ db, repos, logger: pino({ level: 'silent' }), modelDir, modelFingerprint: engine.runtime.files.id, settings: PersonalizationService.settingsFromConfig(config) });
   svc.start({ schedule: false });
 
   const prompts = Array.from({ length: 64 }, (_, i) => samplePrompt(new Rng(`bench-chat:${i}`), { split: 'heldout' }).messages as ChatMessage[]);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { io as connect, type Socket } from 'socket.io-client';
 import { loadTokenizer } from '../server/lm/tokenizer.ts';
-import { samplePrompt } from '../server/sandbox/corpus.ts';
+import { samplePrompt } from '../sandbox/corpus.ts';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench server] ${msg}\n`);
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeRandomModel } from '../../server/lm/random-model.ts';
+import { writeRandomModel } from '../helpers/random-model.ts';
 import * as refLlama from '../reference/llama.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -14,7 +14,7 @@ let dir = '';
 const H = 24;
 
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string; json: () => Record<string, unknown> } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'server/cli.ts'), ...args], { encoding: 'utf8', cwd: root });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'cli/index.ts'), ...args], { encoding: 'utf8', cwd: root });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
 }
 

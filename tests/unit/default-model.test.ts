@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Engine } from '../../server/lm/generate.ts';
-import { judgeStyle } from '../../server/sandbox/judge.ts';
+import { Engine } from '../../server/lm/engine.ts';
+import { judgeStyle } from '../../sandbox/judge.ts';
 
 const dir = path.resolve(import.meta.dirname, '../../models/default');
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { saveTokenizer, trainByteLevelBpe, type TrainedTokenizer } from '../../server/sandbox/bpe.ts';
+import { saveTokenizer, trainByteLevelBpe, type TrainedTokenizer } from '../../sandbox/bpe.ts';
 import { loadTokenizer, type ChatMessage, type ChatTokenizer } from '../../server/lm/tokenizer.ts';
 import { isLmError } from '../../server/lm/errors.ts';
 import { seededRandom } from '../helpers/random-text.ts';

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import {
   FOLLOWUP_FOCI, KINDS, generateCorpus, listTopics, promptKey, renderPromptResponse, renderResponse, samplePrompt, splitOf,
   styleRequestText, type Example, type StyleMix,
-} from '../../server/sandbox/corpus.ts';
-import { corpusStats, responseSentences } from '../../server/sandbox/corpus-stats.ts';
-import { Rng } from '../../server/sandbox/rng.ts';
-import { DOMAINS } from '../../server/sandbox/topics.ts';
-import { allStyles, styleSchema, type Style } from '../../server/sandbox/style.ts';
+} from '../../sandbox/corpus.ts';
+import { corpusStats, responseSentences } from '../../sandbox/corpus-stats.ts';
+import { Rng } from '../../server/lm/rng.ts';
+import { DOMAINS } from '../../sandbox/topics.ts';
+import { allStyles, styleSchema, type Style } from '../../sandbox/style.ts';
 
 // A splitter of the test's own, so the length checks do not lean on the judge.
 const sentences = (t: string) => t.split(/(?<=[.!?])\s+/).filter((s) => s.trim().length > 0);

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { generateCorpus } from '../../server/sandbox/corpus.ts';
-import { judgeStyle, matchesPole, splitSentences, textFeatures } from '../../server/sandbox/judge.ts';
-import { DIMENSIONS, isPole } from '../../server/sandbox/style.ts';
+import { generateCorpus } from '../../sandbox/corpus.ts';
+import { judgeStyle, matchesPole, splitSentences, textFeatures } from '../../sandbox/judge.ts';
+import { DIMENSIONS, isPole } from '../../sandbox/style.ts';
 
 // A seed used nowhere during development of the generator or the judge.
 const FRESH_SEED = 'judge-acceptance-7d41';
@@ -35,7 +35,7 @@ test('judge accuracy on fresh held-out responses: >= 95% per dimension on the po
 });
 
 test('the judge never reads the generator: it imports only shared style definitions', () => {
-  const src = fs.readFileSync(new URL('../../server/sandbox/judge.ts', import.meta.url), 'utf8');
+  const src = fs.readFileSync(new URL('../../sandbox/judge.ts', import.meta.url), 'utf8');
   const imports = [...src.matchAll(/from\s+'([^']+)'/g)].map((m) => m[1]);
   assert.deepEqual(imports, ['./style.ts']);
 });

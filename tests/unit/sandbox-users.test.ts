@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { renderPromptResponse, samplePrompt } from '../../server/sandbox/corpus.ts';
-import { Rng } from '../../server/sandbox/rng.ts';
-import { POLES, oppositePole, type Dimension, type Style } from '../../server/sandbox/style.ts';
+import { renderPromptResponse, samplePrompt } from '../../sandbox/corpus.ts';
+import { Rng } from '../../server/lm/rng.ts';
+import { POLES, oppositePole, type Dimension, type Style } from '../../sandbox/style.ts';
 import {
   ProfileError, SOUPS_PROFILES, SimulatedUser, parseProfile, parseProfiles, profileSchema, type UserProfile,
-} from '../../server/sandbox/users.ts';
+} from '../../sandbox/users.ts';
 
 const rng = new Rng('users-test');
 const randomStyle = (): Style => ({
@@ -31,7 +31,7 @@ test('the six Personalized Soups profiles ship and validate', () => {
     assert.equal(dims.length, 1);
     assert.equal(p.prefers[dims[0]!], p.name);
   }
-  const raw: unknown = JSON.parse(fs.readFileSync(new URL('../../server/sandbox/profiles/soups.json', import.meta.url), 'utf8'));
+  const raw: unknown = JSON.parse(fs.readFileSync(new URL('../../sandbox/data/soups.json', import.meta.url), 'utf8'));
   assert.deepEqual(parseProfiles(raw), SOUPS_PROFILES);
   assert.ok(profileSchema.safeParse({ name: 'mixed', prefers: { expertise: 'expert', tone: 'blunt' } }).success);
 });

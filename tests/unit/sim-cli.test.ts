@@ -11,13 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import request from 'supertest';
-import { writeRandomModel } from '../../server/lm/random-model.ts';
-import { inProcessRunner, PersonalizationService } from '../../server/personalize/jobs.ts';
+import { writeRandomModel } from '../helpers/random-model.ts';
+import { inProcessRunner } from '../../server/personalize/jobs.ts';
+import { PersonalizationService } from '../../server/personalize/personalization-service.ts';
 import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';
 import { closeServer, createTestServer, listenOnLoopback, registerUser, type TestServer } from '../helpers/api-server.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
-const CLI = [process.execPath, '--import', 'tsx', path.join(root, 'server/cli.ts')] as const;
+const CLI = [process.execPath, '--import', 'tsx', path.join(root, 'cli/index.ts')] as const;
 /** No admin credentials leak in from the developer's shell. */
 const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ATTUNE_')));
 let dir = '';
@@ -211,7 +212,7 @@ describe('retrain against a real server', () => {
     t = createTestServer({
       env: { ATTUNE_ADMIN_PASSWORD: ADMIN_PASSWORD },
       personalization: (ctx) => (svc = new PersonalizationService({
-        ...ctx, logger: pino({ level: 'silent' }), modelDir: model, modelId: 'tiny', runner: inProcessRunner,
+        ...ctx, logger: pino({ level: 'silent' }), modelDir: model, modelFingerprint: 'tiny', runner: inProcessRunner,
         settings: {
           pdpo: pdpoConfigSchema.parse({ epochs: 2, batchPairs: 4, tokens: 2, heldoutFraction: 0.25, maxResponseTokens: 8 }),
           gateTolerance: 0.02, schedule: { cron: 'off', minNewPairs: 1000, perUserMinPairs: 1000, enabled: false }, retrainCheckSeconds: 3600, trainerThreads: 1, trainBaseline: false,

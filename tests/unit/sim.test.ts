@@ -3,11 +3,11 @@
 // shared soft prompt) on their held-out pairs.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Engine } from '../../server/lm/generate.ts';
+import { Engine } from '../../server/lm/engine.ts';
 import { openModelDir } from '../../server/lm/weights.ts';
 import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';
 import { readTokenEmbedding } from '../../server/personalize/user-model.ts';
-import { runSimInProcess } from '../../server/sandbox/sim.ts';
+import { runSimInProcess } from '../../sandbox/sim.ts';
 
 let engine: Engine;
 let embedding: Float32Array;

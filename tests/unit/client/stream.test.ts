@@ -17,10 +17,11 @@ import {
   setAsideIds,
 } from '../../../client/src/lib/stream.ts';
 import { activePath, buildTree } from '../../../client/src/lib/tree.ts';
-import type { Conversation, Message } from '../../../client/src/lib/types.ts';
+import type { Conversation, Message, MessageFeedback } from '../../../client/src/lib/types.ts';
 
 const conv: Conversation = { id: 'c1', title: 'hello', createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z' };
-const msg = (id: string, parentId: string | null, role: Message['role'], extra: Partial<Message> = {}): Message => ({
+// As the socket sends them (with their conversationId); a thread loaded over HTTP takes them too.
+const msg = (id: string, parentId: string | null, role: Message['role'], extra: Partial<Message> = {}): Message & { conversationId: string } => ({
   id,
   conversationId: 'c1',
   parentId,
@@ -121,7 +122,7 @@ test('a send in an existing thread continues from the shown path', () => {
 });
 
 test('votes: a loaded vote survives the socket re-sending the message; streamed answers start without one', () => {
-  const vote = { value: 'up' as const, reasons: ['clear'], comment: null, updatedAt: '2026-01-01T00:00:00.000Z' };
+  const vote: MessageFeedback = { value: 'up', reasons: ['clear'], comment: null, updatedAt: '2026-01-01T00:00:00.000Z' };
   let s = loadedThread('c1', [msg('u1', null, 'user', { feedback: null }), msg('a1', 'u1', 'assistant', { status: 'complete', feedback: vote })]);
   s = onDone(s, { conversationId: 'c1', message: msg('a1', 'u1', 'assistant', { status: 'complete' }) });
   assert.deepEqual(s.messages.find((m) => m.id === 'a1')?.feedback, vote);

@@ -1,57 +1,20 @@
-// `npm run --silent cli -- <group> <command> [flags]`. Each command prints one JSON object on stdout
-// and nothing else; progress goes to stderr; a bad argument exits 2 with a message naming it.
+// `npm run --silent cli -- lm logits|score|generate …`: the engine on a model directory.
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
-import { processEnvironment } from './config.ts';
-import { LmError } from './lm/errors.ts';
-import { Engine } from './lm/generate.ts';
-import { ModelRuntime } from './lm/runtime.ts';
-import { samplingParamsSchema } from './lm/sampling.ts';
-import { retrain } from './retrain-cli.ts';
-import { sim } from './sandbox/sim-cli.ts';
+import { Engine } from '../../server/lm/engine.ts';
+import { ModelRuntime } from '../../server/lm/runtime.ts';
+import { samplingParamsSchema } from '../../server/lm/sampling.ts';
+import { CliError, idsFlag, numberFlag, parse, required } from '../flags.ts';
 
-ort.env.logLevel = 'error';
-
-export class CliError extends Error {}
-
-export type Flags = Record<string, string | boolean | undefined>;
-
-export function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): Flags {
-  try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Flags;
-  } catch (e) {
-    throw new CliError((e as Error).message);
-  }
-}
-
-export function required(flags: Flags, name: string): string {
-  const v = flags[name];
-  if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required`);
-  return v;
-}
-
-function parseIds(text: string, flag: string): number[] {
-  const parts = text.split(',').map((s) => s.trim());
-  const ids = parts.map(Number);
-  ids.forEach((v, i) => {
-    if (parts[i] === '' || !Number.isInteger(v) || v < 0) throw new CliError(`--${flag}: "${parts[i]}" is not a non-negative integer token id`);
-  });
-  if (!ids.length) throw new CliError(`--${flag} must list at least one token id`);
-  return ids;
-}
-
-export function numberFlag(flags: Flags, name: string, schema: z.ZodNumber): number | undefined {
-  const v = flags[name];
-  if (v === undefined) return undefined;
-  const r = schema.safeParse(Number(v));
-  if (typeof v !== 'string' || v.trim() === '' || !r.success) throw new CliError(`--${name}: "${String(v)}" is not valid (${r.error?.issues[0]?.message ?? 'expected a number'})`);
-  return r.data;
-}
+/** The `--help` lines of the lm group. */
+export const LM_USAGE = [
+  'lm logits   --model DIR --ids 3,17,5 [--prefix FILE]',
+  'lm score    --model DIR --ids 3,17,5,9 --from K --prefix FILE',
+  'lm generate --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--repetition-penalty R]',
+];
 
 /** A prefix FILE: a JSON array of P arrays of `hidden` numbers. */
-export function readPrefixFile(file: string, hidden: number): Float32Array {
+function readPrefixFile(file: string, hidden: number): Float32Array {
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -74,11 +37,11 @@ function rows2d(flat: Float32Array, width: number): number[][] {
   return out;
 }
 
-async function lm(cmd: string | undefined, argv: string[]): Promise<unknown> {
+export async function lm(cmd: string | undefined, argv: string[]): Promise<unknown> {
   switch (cmd) {
     case 'logits': {
       const f = parse(argv, { model: { type: 'string' }, ids: { type: 'string' }, prefix: { type: 'string' } });
-      const ids = parseIds(required(f, 'ids'), 'ids');
+      const ids = idsFlag(required(f, 'ids'), 'ids');
       const rt = await ModelRuntime.load(required(f, 'model'));
       try {
         const prefix = typeof f.prefix === 'string' ? readPrefixFile(f.prefix, rt.config.hidden) : null;
@@ -90,7 +53,7 @@ async function lm(cmd: string | undefined, argv: string[]): Promise<unknown> {
     }
     case 'score': {
       const f = parse(argv, { model: { type: 'string' }, ids: { type: 'string' }, from: { type: 'string' }, prefix: { type: 'string' } });
-      const ids = parseIds(required(f, 'ids'), 'ids');
+      const ids = idsFlag(required(f, 'ids'), 'ids');
       const from = numberFlag(f, 'from', z.number().int().min(0));
       if (from === undefined) throw new CliError('--from is required');
       const rt = await ModelRuntime.load(required(f, 'model'));
@@ -142,38 +105,3 @@ async function lm(cmd: string | undefined, argv: string[]): Promise<unknown> {
       throw new CliError(`unknown command "lm ${cmd ?? ''}": use lm logits, lm score or lm generate`);
   }
 }
-
-/** The environment the CLI reads (admin credentials for --server and retrain); main() passes the process's. */
-export type CliEnv = Readonly<Record<string, string | undefined>>;
-
-export async function runCli(args: string[], env: CliEnv = {}): Promise<unknown> {
-  const [group, cmd, ...rest] = args;
-  switch (group) {
-    case 'lm':
-      return lm(cmd, rest);
-    case 'sim':
-      return sim(cmd, rest, env);
-    case 'retrain':
-      // `retrain` has no sub-command: everything after it is flags.
-      return retrain(cmd === undefined ? [] : [cmd, ...rest], env);
-    default:
-      throw new CliError(`unknown command group "${group ?? ''}": available: lm, sim, retrain`);
-  }
-}
-
-async function main(): Promise<void> {
-  try {
-    const out = await runCli(process.argv.slice(2), processEnvironment());
-    process.stdout.write(`${JSON.stringify(out)}\n`);
-  } catch (e) {
-    if (e instanceof CliError || e instanceof LmError) {
-      process.stderr.write(`error: ${e.message}\n`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`error: ${(e as Error).stack ?? String(e)}\n`);
-      process.exitCode = 1;
-    }
-  }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) await main();

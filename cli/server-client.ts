@@ -1,10 +1,8 @@
-// `npm run --silent cli -- retrain [--server URL] [--user ID …] [--wait]`: the admin trigger of a
-// P-DPO retraining, through the server's admin API like any other client. Also the small admin
-// client `sim run --server` uses (sign-in, start a job, follow it to the end, read its version).
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
+// The client of a running server that `retrain` and `sim run --server` use: its public HTTP API
+// and socket.io like any other client (sign-in, start a retraining job, follow it to the end, read
+// its version). Failures are CliErrors naming the flag to fix (--server, the credential flags).
 import { io as connect, type Socket } from 'socket.io-client';
-import { CliError, type CliEnv } from './cli.ts';
+import { CliError } from './flags.ts';
 
 export const DEFAULT_SERVER_URL = 'http://127.0.0.1:3000';
 
@@ -43,7 +41,7 @@ export interface UserModelVersion {
 
 export const TERMINAL_STATUSES = new Set(['succeeded', 'failed', 'cancelled']);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** HTTP to one server: JSON in and out, bearer tokens, waits out 429s, names --server when unreachable. */
 export class ServerClient {
@@ -124,7 +122,7 @@ export async function signInAdmin(client: ServerClient, username: string, passwo
 }
 
 /** Maps the admin API's refusals to CLI errors naming what to fix. */
-function adminError(e: unknown, what: string, tokenFlag: string): never {
+export function adminError(e: unknown, what: string, tokenFlag: string): never {
   if (e instanceof ServerError) {
     if (e.status === 401) throw new CliError(`${tokenFlag}: the server did not accept the credentials (401 ${e.message})`);
     if (e.status === 403) throw new CliError(`${tokenFlag}: not an admin's credentials (403 ${e.message})`);
@@ -210,82 +208,4 @@ export async function followTrainingJob(client: ServerClient, token: string, job
 export async function findVersion(client: ServerClient, token: string, versionId: string): Promise<UserModelVersion | null> {
   const r = await client.request<{ versions: UserModelVersion[] }>('GET', '/api/admin/training/versions', { token });
   return r.versions.find((v) => v.id === versionId) ?? null;
-}
-
-/** A bar for a job's progress on stderr (phase, step, loss, accuracy, ETA). */
-export function jobProgressBar(): { update(p: JobProgressEvent): void; stop(): void } {
-  let bar: cliProgress.SingleBar | null = null;
-  let phase = '';
-  const stop = () => {
-    bar?.stop();
-    bar = null;
-  };
-  const f = (x: number | null | undefined, d: number) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '-');
-  return {
-    update(p) {
-      const ph = p.phase ?? 'queued';
-      const training = ph === 'train';
-      const value = training ? p.step ?? 0 : p.done ?? 0;
-      const total = training ? p.totalSteps ?? 1 : p.total ?? 1;
-      if (ph !== phase || !bar) {
-        stop();
-        phase = ph;
-        bar = new cliProgress.SingleBar(
-          { format: `  job ${ph.padEnd(9)} [{bar}] {value}/{total} | loss {loss} | acc {acc} | ETA {etaS}`, stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000 },
-          cliProgress.Presets.shades_classic,
-        );
-        bar.start(Math.max(1, total), 0, { loss: '-', acc: '-', etaS: '-' });
-      }
-      bar.setTotal(Math.max(1, total));
-      bar.update(value, { loss: f(p.loss, 3), acc: f(p.accuracy, 2), etaS: typeof p.etaSeconds === 'number' ? `${Math.round(p.etaSeconds)}s` : '-' });
-    },
-    stop,
-  };
-}
-
-export async function retrain(argv: string[], env: CliEnv): Promise<unknown> {
-  let f: { server?: string; user?: string[]; wait?: boolean; token?: string; 'admin-user'?: string; 'admin-password'?: string };
-  try {
-    f = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: { server: { type: 'string' }, user: { type: 'string', multiple: true }, wait: { type: 'boolean' }, token: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password': { type: 'string' } },
-    }).values;
-  } catch (e) {
-    throw new CliError((e as Error).message);
-  }
-  const userIds = (f.user ?? []).flatMap((u) => u.split(',')).map((u) => u.trim());
-  if (userIds.some((u) => u === '' || u.length > 100)) throw new CliError('--user: expected a user id (repeat --user for several)');
-  const log = (line: string) => process.stderr.write(`${line}\n`);
-  const client = new ServerClient(f.server ?? DEFAULT_SERVER_URL, log);
-  let token = f.token;
-  let tokenFlag = '--token';
-  if (token === '') throw new CliError('--token must not be empty');
-  if (!token) {
-    const password = f['admin-password'] ?? env.ATTUNE_ADMIN_PASSWORD;
-    if (!password) throw new CliError('--admin-password (or ATTUNE_ADMIN_PASSWORD, or --token) is required: retraining is an admin action');
-    token = await signInAdmin(client, f['admin-user'] ?? env.ATTUNE_ADMIN_USER ?? 'admin', password);
-    tokenFlag = '--admin-password';
-  }
-  for (const id of userIds) {
-    try {
-      await client.request('GET', `/api/admin/users/${encodeURIComponent(id)}`, { token });
-    } catch (e) {
-      if (e instanceof ServerError && (e.status === 404 || e.status === 400)) throw new CliError(`--user ${id}: no such user on the server (${e.message})`);
-      adminError(e, 'cannot look up the users', tokenFlag);
-    }
-  }
-  const job = await startTrainingJob(client, token, userIds.length ? userIds : null, tokenFlag);
-  if (!f.wait) return { job };
-  log(`  retraining job ${job.id} started; following it (Ctrl-C stops following, not the job)`);
-  const bar = jobProgressBar();
-  let final: { job: TrainingJob; history: unknown[] };
-  try {
-    final = await followTrainingJob(client, token, job.id, (p) => bar.update(p));
-  } finally {
-    bar.stop();
-  }
-  const version = final.job.versionId ? await findVersion(client, token, final.job.versionId) : null;
-  if (final.job.status !== 'succeeded') log(`  the job ended ${final.job.status}: ${final.job.error ?? ''}`);
-  else if (version) log(`  version ${version.id}: ${version.status}${version.reason ? ` (${version.reason})` : ''}`);
-  return { job: final.job, version };
 }
