@@ -14,7 +14,7 @@
 import { z } from 'zod';
 import type { ModelRuntime, ScoreRow } from '../lm/runtime.ts';
 import type { ChatMessage, ChatTokenizer } from '../lm/tokenizer.ts';
-import { learningRate } from '../lm/train.ts';
+import { AdamW, type AdamWHyper, clipByGlobalNorm, learningRate, type LrSchedule } from '../lm/optim.ts';
 import { GENERIC_USER, UserModel } from './user-model.ts';
 
 export const pdpoConfigSchema = z.strictObject({
@@ -341,17 +341,14 @@ export async function trainPdpo(o: TrainOptions): Promise<{ model: UserModel; hi
     if (cfg.alpha > 0) model.addUser(p.userId);
   }
   const trainable = trainableSet(model, o.onlyUsers, cfg.alpha);
-  const m = new Map([...trainable].map((n) => [n, new Float32Array(model.params.get(n)!.length)]));
-  const v = new Map([...trainable].map((n) => [n, new Float32Array(model.params.get(n)!.length)]));
+  const adam = new AdamW(model.params, trainable);
+  const hyper: AdamWHyper = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: cfg.weightDecay };
   const rand = mulberry32(cfg.seed);
   const perEpoch = Math.ceil(o.pairs.length / cfg.batchPairs);
   const totalSteps = perEpoch * cfg.epochs;
-  const schedule = { lr: cfg.lr, minLrRatio: 0.1, warmupSteps: Math.floor(totalSteps * cfg.warmupFraction), totalSteps };
+  const schedule: LrSchedule = { lr: cfg.lr, minLrRatio: 0.1, warmupSteps: Math.floor(totalSteps * cfg.warmupFraction), totalSteps };
   const history: StepLog[] = [];
   const started = performance.now();
-  const beta1 = 0.9;
-  const beta2 = 0.999;
-  const eps = 1e-8;
   let step = 0;
   const usePersonal = cfg.alpha > 0;
   const useGeneric = cfg.alpha < 1;
@@ -366,26 +363,9 @@ export async function trainPdpo(o: TrainOptions): Promise<{ model: UserModel; hi
         if (!u) perUser.set(userId, (u = new StatsAccumulator()));
         u.add(...stats);
       });
-      // Global-norm clipping, then AdamW (decoupled decay) on every trainable parameter.
-      let sq = 0;
-      for (const g of grads.values()) for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
-      const gradNorm = Math.sqrt(sq);
-      const scale = cfg.clipNorm > 0 && gradNorm > cfg.clipNorm ? cfg.clipNorm / gradNorm : 1;
-      const lr = learningRate({ ...schedule, beta1, beta2, eps, weightDecay: cfg.weightDecay, clipNorm: cfg.clipNorm }, step);
-      const t = step + 1;
-      const bc1 = 1 - beta1 ** t;
-      const bc2 = 1 - beta2 ** t;
-      for (const [name, g] of grads) {
-        const p = model.params.get(name)!;
-        const mm = m.get(name)!;
-        const vv = v.get(name)!;
-        for (let i = 0; i < p.length; i++) {
-          const gi = g[i]! * scale;
-          const mi = (mm[i] = beta1 * mm[i]! + (1 - beta1) * gi);
-          const vi = (vv[i] = beta2 * vv[i]! + (1 - beta2) * gi * gi);
-          p[i] = p[i]! - lr * cfg.weightDecay * p[i]! - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
-        }
-      }
+      const { norm: gradNorm, scale } = clipByGlobalNorm(grads.values(), cfg.clipNorm);
+      const lr = learningRate(schedule, step);
+      adam.step(grads, lr, hyper, { gradScale: scale });
       step++;
       const main = usePersonal ? personal : gen!;
       const log: StepLog = {

@@ -18,8 +18,8 @@ import request from 'supertest';
 import type { Socket } from 'socket.io-client';
 import { openDatabase } from '../../server/db/connection.ts';
 import { createRepositories, type Repositories } from '../../server/db/repositories.ts';
-import { Engine } from '../../server/lm/generate.ts';
-import { PersonalizationService, type PersonalizationSettings } from '../../server/personalize/jobs.ts';
+import { Engine } from '../../server/lm/engine.ts';
+import { PersonalizationService, type PersonalizationSettings } from '../../server/personalize/personalization-service.ts';
 import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';
 import { attachRealtime } from '../../server/realtime/index.ts';
 import { createChat } from '../../server/services/index.ts';
@@ -136,7 +136,7 @@ describe('a retraining job whose database stops taking writes', () => {
     logs = captured.logs;
     t = createTestServer({
       env: { ATTUNE_ADMIN_PASSWORD: ADMIN_PASSWORD },
-      personalization: (ctx) => (svc = new PersonalizationService({ ...ctx, logger, modelDir: MODEL_DIR, modelId: MODEL_ID, settings: settings() })),
+      personalization: (ctx) => (svc = new PersonalizationService({ ...ctx, logger, modelDir: MODEL_DIR, modelFingerprint: MODEL_ID, settings: settings() })),
     });
     svc.start();
     await t.services.auth.bootstrapAdmin();
@@ -147,7 +147,7 @@ describe('a retraining job whose database stops taking writes', () => {
     // Enough pairs that their cached reference log-probs need new pages (the SQLITE_FULL case).
     seedPairs(t.repos, alice.id, true, 80, 1000);
     seedPairs(t.repos, bob.id, false, 80, 2000);
-    const chat = createChat({ db: t.db, config: t.config, logger }, { engine, modelId: MODEL_ID, userModels: svc });
+    const chat = createChat({ db: t.db, config: t.config, logger }, { engine, modelName: MODEL_ID, userModels: svc });
     server = http.createServer(t.app);
     attachRealtime(server, { config: t.config, services: t.services, chat, logger, personalization: svc });
     url = await listenOnLoopback(server);
@@ -245,7 +245,7 @@ describe('a retraining job whose database stops taking writes', () => {
     try {
       const repos = createRepositories(db);
       assert.equal(repos.userModels.findJob(jobId)!.status, 'running', 'the failure could not be written');
-      const restarted = new PersonalizationService({ db, repos, logger: pino({ level: 'silent' }), modelDir: MODEL_DIR, modelId: MODEL_ID, settings: settings() });
+      const restarted = new PersonalizationService({ db, repos, logger: pino({ level: 'silent' }), modelDir: MODEL_DIR, modelFingerprint: MODEL_ID, settings: settings() });
       restarted.start({ schedule: false });
       const job = repos.userModels.findJob(jobId)!;
       assert.equal(job.status, 'failed');
@@ -282,7 +282,7 @@ describe('the per-user retraining timer', () => {
     const { logger, logs } = capturingLogger();
     const t = createTestServer();
     const svc = new PersonalizationService({
-      db: t.db, repos: t.repos, logger, modelDir: MODEL_DIR, modelId: MODEL_ID,
+      db: t.db, repos: t.repos, logger, modelDir: MODEL_DIR, modelFingerprint: MODEL_ID,
       settings: settings({ retrainCheckSeconds: 0.05, schedule: { cron: 'off', minNewPairs: 5, perUserMinPairs: 3, enabled: true } }),
     });
     try {

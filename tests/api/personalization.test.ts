@@ -13,9 +13,10 @@ import { pino } from 'pino';
 import request from 'supertest';
 import type { Db } from '../../server/db/connection.ts';
 import type { Repositories } from '../../server/db/repositories.ts';
-import { Engine } from '../../server/lm/generate.ts';
-import { writeRandomModel } from '../../server/lm/random-model.ts';
-import { inProcessRunner, PersonalizationService, type PersonalizationSettings } from '../../server/personalize/jobs.ts';
+import { Engine } from '../../server/lm/engine.ts';
+import { writeRandomModel } from '../helpers/random-model.ts';
+import { inProcessRunner } from '../../server/personalize/jobs.ts';
+import { PersonalizationService, type PersonalizationSettings } from '../../server/personalize/personalization-service.ts';
 import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';
 import { attachRealtime } from '../../server/realtime/index.ts';
 import { createChat } from '../../server/services/index.ts';
@@ -49,7 +50,7 @@ function seedPairs(repos: Repositories, userId: string, likesYes: boolean, n: nu
 }
 
 function makeService(t: { db: Db; repos: Repositories }, s: PersonalizationSettings, runner = inProcessRunner): PersonalizationService {
-  const svc = new PersonalizationService({ db: t.db, repos: t.repos, logger: pino({ level: 'silent' }), modelDir, modelId: 'tiny', settings: s, runner });
+  const svc = new PersonalizationService({ db: t.db, repos: t.repos, logger: pino({ level: 'silent' }), modelDir, modelFingerprint: 'tiny', settings: s, runner });
   svc.start();
   return svc;
 }
@@ -77,7 +78,7 @@ describe('retraining over the admin API, in a worker thread', () => {
   before(async () => {
     t = createTestServer({
       env: { ATTUNE_ADMIN_PASSWORD: ADMIN_PASSWORD },
-      personalization: (ctx) => (svc = new PersonalizationService({ ...ctx, logger: pino({ level: 'silent' }), modelDir, modelId: 'tiny', settings: settings() })),
+      personalization: (ctx) => (svc = new PersonalizationService({ ...ctx, logger: pino({ level: 'silent' }), modelDir, modelFingerprint: 'tiny', settings: settings() })),
     });
     svc.start();
     await t.services.auth.bootstrapAdmin();
@@ -86,7 +87,7 @@ describe('retraining over the admin API, in a worker thread', () => {
     alice = await registerUser(t.app);
     bob = await registerUser(t.app);
     const logger = pino({ level: 'silent' });
-    const chat = createChat({ db: t.db, config: t.config, logger }, { engine, modelId: 'tiny', userModels: svc });
+    const chat = createChat({ db: t.db, config: t.config, logger }, { engine, modelName: 'tiny', userModels: svc });
     server = http.createServer(t.app);
     attachRealtime(server, { config: t.config, services: t.services, chat, logger, personalization: svc });
     url = await listenOnLoopback(server);
@@ -160,7 +161,8 @@ describe('retraining over the admin API, in a worker thread', () => {
     assert.deepEqual(svc.prefixFor(alice.id).prefix, c.prefix);
     const me = await request(t.app).get('/api/me/personalization').set(alice.auth);
     assert.equal(me.body.personalized, false);
-    assert.equal(typeof me.body.resetAt, 'number');
+    assert.equal(typeof me.body.resetAt, 'string');
+    assert.ok(Date.parse(me.body.resetAt) <= Date.now(), 'an ISO-8601 time, as on every wire');
   });
 
   it('a running job can be cancelled, and its version is never published', async () => {
@@ -219,7 +221,7 @@ describe('the held-out gate, publication and rollback', () => {
     const svc = makeService(t, settings());
     const [v1, v2] = svc.listVersions().filter((v) => v.status !== 'failed' && v.status !== 'training').map((v) => v.id).reverse();
     assert.ok(v1 && v2 && svc.currentVersion()!.id === v1);
-    const chat = createChat({ db: t.db, config: t.config, logger: pino({ level: 'silent' }) }, { engine, modelId: 'tiny', userModels: svc });
+    const chat = createChat({ db: t.db, config: t.config, logger: pino({ level: 'silent' }) }, { engine, modelName: 'tiny', userModels: svc });
     const noHooks = { onStart() {}, onCompareStart() {}, onDelta() {} };
     const greedy = { temperature: 0, maxNewTokens: 60 };
     const early = [a, b, a].map((u, i) => chat.send(u, { content: `early ${i}`, sampling: greedy }, noHooks));

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelRuntime } from '../../server/lm/runtime.ts';
-import { writeRandomModel } from '../../server/lm/random-model.ts';
+import { writeRandomModel } from '../helpers/random-model.ts';
 import { openModelDir } from '../../server/lm/weights.ts';
 import { dpoTerm, evaluatePdpo, isHeldout, mulberry32, pdpoConfigSchema, pdpoLossAndGradients, referenceLogps, type TokenizedPair, trainPdpo } from '../../server/personalize/pdpo.ts';
 import { readTokenEmbedding, UserModel } from '../../server/personalize/user-model.ts';
