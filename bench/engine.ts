@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeRandomModel } from '../tests/helpers/random-model.ts';
+import { writeRandomModel } from '../sandbox/random-model.ts';
 import { ModelRuntime } from '../server/lm/runtime.ts';
 import { Scheduler } from '../server/lm/scheduler.ts';
 import { loadTokenizer } from '../server/lm/tokenizer.ts';

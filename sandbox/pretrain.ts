@@ -5,14 +5,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { writeRandomModel } from '../tests/helpers/random-model.ts';
+import { writeRandomModel } from './random-model.ts';
 import { weightShapes } from '../server/lm/model.ts';
 import { openModelDir } from '../server/lm/weights.ts';
-import { DEFAULT_OPTIMIZER, LmTrainer, type TrainRow } from '../server/lm/train.ts';
+import { DEFAULT_OPTIMIZER, LmTrainer, type TrainRow } from './train.ts';
 import { writeSafetensors } from '../server/lm/safetensors.ts';
 import { loadTokenizer, type ChatMessage, type ChatTokenizer } from '../server/lm/tokenizer.ts';
 import { Engine } from '../server/lm/engine.ts';
-import { mulberry32 } from '../server/personalize/pdpo.ts';
+import { Rng } from '../server/lm/rng.ts';
 import { type Example, type StyleMix, generateCorpus, splitOf, styleRequestText } from './corpus.ts';
 import { saveTokenizer, trainByteLevelBpe } from './bpe.ts';
 import { judgeStyle } from './judge.ts';
@@ -55,6 +55,11 @@ export const DEFAULT_PRETRAIN: PretrainOptions = {
 
 const SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
 const log = (msg: string): void => void process.stderr.write(`[train:default-model] ${msg}\n`);
+/** Uniform [0, 1) draws of the one seeded generator. */
+const uniform = (seed: number): (() => number) => {
+  const rng = new Rng(seed);
+  return () => rng.next();
+};
 
 /** The conversation a training row shows the model: optional style request, prior turns, the response. */
 function conversation(ex: Example, withStyleRequest: boolean): ChatMessage[] {
@@ -103,7 +108,7 @@ interface LogPoint {
 export async function pretrainDefaultModel(o: PretrainOptions): Promise<Record<string, unknown>> {
   const started = performance.now();
   fs.mkdirSync(o.work, { recursive: true });
-  const rand = mulberry32(o.seed);
+  const rand = uniform(o.seed);
 
   log(`corpus: ${o.examples} examples (seed ${o.seed})`);
   const corpus = generateCorpus({ seed: o.seed, count: o.examples, styleMix: o.styleMix });
@@ -141,7 +146,7 @@ export async function pretrainDefaultModel(o: PretrainOptions): Promise<Record<s
 
   // Calibrate the step count to the time budget with a few timed steps of a throwaway trainer.
   const probe = await LmTrainer.create(m.config, new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])), { ...DEFAULT_OPTIMIZER, totalSteps: 10 });
-  const probeBatches = makeBatches(trainRows.slice(0, o.batchRows * 8), o.batchRows, mulberry32(o.seed + 7));
+  const probeBatches = makeBatches(trainRows.slice(0, o.batchRows * 8), o.batchRows, uniform(o.seed + 7));
   await probe.trainStep(probeBatches[0]!);
   const t0 = performance.now();
   for (const b of probeBatches.slice(1, 4)) await probe.trainStep(b);
@@ -165,7 +170,7 @@ export async function pretrainDefaultModel(o: PretrainOptions): Promise<Record<s
   const steps = o.exportOnly ? trainer.step : trainer.opt.totalSteps;
   if (o.exportOnly) log(`exporting the checkpoint at step ${trainer.step} of ${trainer.opt.totalSteps} without further training`);
   // Each epoch has its own seeded order, so a resumed run sees the batches it would have seen.
-  const epochBatches = (epoch: number): TrainRow[][] => makeBatches(trainRows, o.batchRows, mulberry32(o.seed + 1 + epoch));
+  const epochBatches = (epoch: number): TrainRow[][] => makeBatches(trainRows, o.batchRows, uniform(o.seed + 1 + epoch));
   let epoch = -1;
   let batches: TrainRow[][] = [];
   const bar = new cliProgress.SingleBar(

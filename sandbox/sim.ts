@@ -7,7 +7,7 @@ import type { Engine } from '../server/lm/engine.ts';
 import type { ModelRuntime } from '../server/lm/runtime.ts';
 import type { SamplingParams } from '../server/lm/sampling.ts';
 import type { ChatMessage } from '../server/lm/tokenizer.ts';
-import { type DpoStats, evaluatePdpo, isHeldout, mulberry32, type PdpoConfig, type PreferencePair, referenceLogps, type TokenizedPair, tokenizePair, trainPdpo, type TrainProgress } from '../server/personalize/pdpo.ts';
+import { type DpoStats, evaluatePdpo, isHeldout, type PdpoConfig, type PreferencePair, referenceLogps, type TokenizedPair, tokenizePair, trainPdpo, type TrainProgress } from '../server/personalize/pdpo.ts';
 import { UserModel } from '../server/personalize/user-model.ts';
 import { samplePrompt } from './corpus.ts';
 import { judgeStyle } from './judge.ts';
@@ -178,12 +178,12 @@ export async function runSimInProcess(o: InProcessSimOptions): Promise<SimResult
 
   const init = UserModel.initFromVocabulary(
     { kind: cfg.userModel, tokens: cfg.tokens, hidden: o.runtime.config.hidden, ...(cfg.userModel === 'cluster' ? { clusters: cfg.clusters } : {}) },
-    o.embedding, o.runtime.config.vocabSize, mulberry32(cfg.seed),
+    o.embedding, o.runtime.config.vocabSize, new Rng(cfg.seed),
   );
   const t0 = performance.now();
   const pdpo = await trainPdpo({ runtime: o.runtime, pairs: train, init, config: cfg, onProgress: (p) => o.onTrain?.('pdpo', p) });
   const trainSeconds = (performance.now() - t0) / 1000;
-  const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: o.runtime.config.hidden }, o.embedding, o.runtime.config.vocabSize, mulberry32(cfg.seed));
+  const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: o.runtime.config.hidden }, o.embedding, o.runtime.config.vocabSize, new Rng(cfg.seed));
   const dpo = await trainPdpo({ runtime: o.runtime, pairs: train, init: dpoInit, config: { ...cfg, alpha: 0, userModel: 'individual' }, onProgress: (p) => o.onTrain?.('dpo', p) });
 
   o.onProgress?.({ phase: 'evaluate', done: 0, total: users.length });

@@ -5,10 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { Engine } from '../../server/lm/engine.ts';
+import { Rng } from '../../server/lm/rng.ts';
 import type { ChatMessage } from '../../server/lm/tokenizer.ts';
 import { openModelDir } from '../../server/lm/weights.ts';
 import {
-  type DpoStats, evaluatePdpo, mulberry32, type PdpoConfig, pdpoConfigSchema, referenceLogps, type StepLog, type TokenizedPair, tokenizePair, trainPdpo,
+  type DpoStats, evaluatePdpo, type PdpoConfig, pdpoConfigSchema, referenceLogps, type StepLog, type TokenizedPair, tokenizePair, trainPdpo,
 } from '../../server/personalize/pdpo.ts';
 import { readTokenEmbedding, UserModel } from '../../server/personalize/user-model.ts';
 import { barChartSvg, lineChartSvg } from '../../sandbox/plot.ts';
@@ -286,7 +287,7 @@ async function coldStartCurve(
   const heldout = mineT.slice(maxK);
   const init = UserModel.initFromVocabulary(
     { kind: cfg.userModel, tokens: cfg.tokens, hidden: rt.config.hidden, ...(cfg.userModel === 'cluster' ? { clusters: cfg.clusters } : {}) },
-    embedding, rt.config.vocabSize, mulberry32(cfg.seed),
+    embedding, rt.config.vocabSize, new Rng(cfg.seed),
   );
   const acc = (s: Record<string, DpoStats>) => s.new?.['rewards/accuracies'] ?? null;
   const curve: ColdStartRun['curve'] = [];

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import type { ModelRuntime, ScoreRow } from '../lm/runtime.ts';
 import type { ChatMessage, ChatTokenizer } from '../lm/tokenizer.ts';
 import { AdamW, type AdamWHyper, clipByGlobalNorm, learningRate, type LrSchedule } from '../lm/optim.ts';
+import { Rng } from '../lm/rng.ts';
 import { GENERIC_USER, UserModel } from './user-model.ts';
 
 export const pdpoConfigSchema = z.strictObject({
@@ -220,40 +221,20 @@ export class TrainingCancelled extends Error {
   }
 }
 
-/** A small seeded uniform [0, 1) generator (mulberry32): shuffles and initialisations. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-}
-
 /**
  * One epoch's batches, grouped by length: shuffle, cut into mega-batches of 16 batches, sort each by
  * length and split it, then shuffle the batches. Rows of a scoring run are padded to the longest, so
  * this cuts padding a lot (answers run from a dozen to ~200 tokens) while keeping batches random.
  */
-function lengthGroupedBatches(pairs: readonly TokenizedPair[], batchPairs: number, rand: () => number): TokenizedPair[][] {
-  const order = shuffled(pairs, rand);
+function lengthGroupedBatches(pairs: readonly TokenizedPair[], batchPairs: number, rng: Rng): TokenizedPair[][] {
+  const order = rng.shuffle(pairs);
   const mega = batchPairs * 16;
   const batches: TokenizedPair[][] = [];
   for (let i = 0; i < order.length; i += mega) {
     const group = order.slice(i, i + mega).sort((a, b) => pairLength(a) - pairLength(b));
     for (let j = 0; j < group.length; j += batchPairs) batches.push(group.slice(j, j + batchPairs));
   }
-  return shuffled(batches, rand);
+  return rng.shuffle(batches);
 }
 
 /** Which parameters train: everything, or only the listed users' own parameters. */
@@ -343,7 +324,7 @@ export async function trainPdpo(o: TrainOptions): Promise<{ model: UserModel; hi
   const trainable = trainableSet(model, o.onlyUsers, cfg.alpha);
   const adam = new AdamW(model.params, trainable);
   const hyper: AdamWHyper = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: cfg.weightDecay };
-  const rand = mulberry32(cfg.seed);
+  const rng = new Rng(cfg.seed);
   const perEpoch = Math.ceil(o.pairs.length / cfg.batchPairs);
   const totalSteps = perEpoch * cfg.epochs;
   const schedule: LrSchedule = { lr: cfg.lr, minLrRatio: 0.1, warmupSteps: Math.floor(totalSteps * cfg.warmupFraction), totalSteps };
@@ -354,7 +335,7 @@ export async function trainPdpo(o: TrainOptions): Promise<{ model: UserModel; hi
   const useGeneric = cfg.alpha < 1;
   void usePersonal;
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-    const batches = lengthGroupedBatches(o.pairs, cfg.batchPairs, rand);
+    const batches = lengthGroupedBatches(o.pairs, cfg.batchPairs, rng);
     const perUser = new Map<string, StatsAccumulator>();
     for (const batch of batches) {
       if (o.signal?.aborted) throw new TrainingCancelled();

@@ -1,11 +1,12 @@
 // One retraining job, from pairs to a scored candidate version. It runs wherever it is called: in a
 // worker thread for the server (worker.ts), or in-process for tests and `sim run`. It never touches
 // the database; the job manager (jobs.ts) feeds it pairs and stores what it returns.
+import { Rng } from '../lm/rng.ts';
 import { ModelRuntime } from '../lm/runtime.ts';
 import { loadTokenizer } from '../lm/tokenizer.ts';
 import { openModelDir } from '../lm/weights.ts';
 import type { ChatMessage } from '../lm/tokenizer.ts';
-import { type DpoStats, evaluatePdpo, meanAccuracy, mulberry32, type PdpoConfig, referenceLogps, type StepLog, type TokenizedPair, tokenizePair, trainPdpo, TrainingCancelled, type TrainProgress } from './pdpo.ts';
+import { type DpoStats, evaluatePdpo, meanAccuracy, type PdpoConfig, referenceLogps, type StepLog, type TokenizedPair, tokenizePair, trainPdpo, TrainingCancelled, type TrainProgress } from './pdpo.ts';
 import { readTokenEmbedding, UserModel } from './user-model.ts';
 
 export interface JobPair {
@@ -78,7 +79,7 @@ export function initialUserModel(spec: TrainJobSpec, hidden: number, vocabSize: 
     }
   }
   const kind = cfg.userModel;
-  return UserModel.initFromVocabulary({ kind, tokens: cfg.tokens, hidden, ...(kind === 'cluster' ? { clusters: cfg.clusters } : {}) }, embedding(), vocabSize, mulberry32(cfg.seed));
+  return UserModel.initFromVocabulary({ kind, tokens: cfg.tokens, hidden, ...(kind === 'cluster' ? { clusters: cfg.clusters } : {}) }, embedding(), vocabSize, new Rng(cfg.seed));
 }
 
 export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) => void, signal?: AbortSignal): Promise<TrainJobResult> {
@@ -136,7 +137,7 @@ export async function runTrainJob(spec: TrainJobSpec, emit: (e: TrainerEvent) =>
     if (spec.baseline) {
       checkCancelled();
       emit({ type: 'phase', phase: 'baseline', done: 0, total: 1 });
-      const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: rt.config.hidden }, readEmbedding(), rt.config.vocabSize, mulberry32(cfg.seed));
+      const dpoInit = UserModel.initFromVocabulary({ kind: 'individual', tokens: cfg.tokens, hidden: rt.config.hidden }, readEmbedding(), rt.config.vocabSize, new Rng(cfg.seed));
       const dpo = await trainPdpo({ runtime: rt, pairs: train, init: dpoInit, config: { ...cfg, alpha: 0, userModel: 'individual' }, signal });
       baseline = report(await evaluatePdpo(rt, dpo.model, heldout, cfg, { generic: true }));
     }

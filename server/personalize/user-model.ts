@@ -10,6 +10,7 @@
 // gradient routing treat both kinds alike: 'e0', 'offset:<userId>' / 'clusters', 'logits:<userId>',
 // 'logits:0' (generic).
 import { z } from 'zod';
+import type { Rng } from '../lm/rng.ts';
 
 export type UserModelKind = 'individual' | 'cluster';
 export const GENERIC_USER = '0';
@@ -53,13 +54,13 @@ export class UserModel {
    * A fresh model whose vectors are embeddings of randomly drawn vocabulary tokens (`embedding` is
    * the LM's [V × hidden] token table). Offsets start at zero, so every user starts at e_0.
    */
-  static initFromVocabulary(spec: UserModelSpec, embedding: Float32Array, vocabSize: number, random: () => number): UserModel {
+  static initFromVocabulary(spec: UserModelSpec, embedding: Float32Array, vocabSize: number, rng: Rng): UserModel {
     const H = spec.hidden;
     if (embedding.length !== vocabSize * H) throw new RangeError(`token embedding has ${embedding.length} values, expected ${vocabSize}×${H}`);
     const draw = (count: number): Float32Array => {
       const out = new Float32Array(count * H);
       for (let t = 0; t < count; t++) {
-        const id = Math.min(vocabSize - 1, Math.floor(random() * vocabSize));
+        const id = rng.int(vocabSize);
         out.set(embedding.subarray(id * H, (id + 1) * H), t * H);
       }
       return out;

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeRandomModel } from '../helpers/random-model.ts';
+import { writeRandomModel } from '../../sandbox/random-model.ts';
 import { openSafetensors, SINGLE_WEIGHTS_FILE, writeSafetensors } from '../../server/lm/safetensors.ts';
 import { connectClient, connected, nextEvent } from '../helpers/realtime-server.ts';
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { Engine } from '../../server/lm/engine.ts';
 import { CHATML_TEMPLATE } from '../../server/lm/chat-template.ts';
-import { writeRandomModel } from '../helpers/random-model.ts';
+import { writeRandomModel } from '../../sandbox/random-model.ts';
 import { createTestServer, registerUser, type TestServer } from '../helpers/api-server.ts';
 
 const MODEL_ID = 'strict-template-model';

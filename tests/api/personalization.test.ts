@@ -14,7 +14,7 @@ import request from 'supertest';
 import type { Db } from '../../server/db/connection.ts';
 import type { Repositories } from '../../server/db/repositories.ts';
 import { Engine } from '../../server/lm/engine.ts';
-import { writeRandomModel } from '../helpers/random-model.ts';
+import { writeRandomModel } from '../../sandbox/random-model.ts';
 import { inProcessRunner } from '../../server/personalize/jobs.ts';
 import { PersonalizationService, type PersonalizationSettings } from '../../server/personalize/personalization-service.ts';
 import { pdpoConfigSchema } from '../../server/personalize/pdpo.ts';

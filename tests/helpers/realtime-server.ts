@@ -7,7 +7,7 @@ import path from 'node:path';
 import { type Logger, pino } from 'pino';
 import { io as connect, type Socket } from 'socket.io-client';
 import { Engine } from '../../server/lm/engine.ts';
-import { writeRandomModel } from './random-model.ts';
+import { writeRandomModel } from '../../sandbox/random-model.ts';
 import { attachRealtime, type TrainingEventSource } from '../../server/realtime/index.ts';
 import type { ChatEngine, ChatService, UserPrefixSource } from '../../server/services/chat.ts';
 import { createChat } from '../../server/services/index.ts';
