@@ -37,7 +37,7 @@ test('judge accuracy on fresh held-out responses: >= 95% per dimension on the po
 test('the judge never reads the generator: it imports only shared style definitions', () => {
   const src = fs.readFileSync(new URL('../../../sandbox/judge.ts', import.meta.url), 'utf8');
   const imports = [...src.matchAll(/from\s+'([^']+)'/g)].map((m) => m[1]);
-  assert.deepEqual(imports, ['../style.ts']);
+  assert.deepEqual(imports, ['./style.ts']);
 });
 
 test('hand-written texts in other words than the generator uses', () => {
