@@ -7,6 +7,7 @@ import { PREFERENCE_SOURCES, type UserDataExport } from '../services/export.ts';
 import { iso, isoOrNull, TRAINING_JOB_STATUSES, TRAINING_JOB_TRIGGERS, trainingJobView } from '../services/views.ts';
 import type { TrainingJobRecord, UserModelVersionRecord } from '../db/user-models.ts';
 import { apiKeySchema, conversationSchema, messageSchema, toApiKey, toConversation, toMessage, toUser, userSchema } from './schemas.ts';
+import type { UserPersonalization } from '../services/training.ts';
 
 const timestamp = z.iso.datetime();
 const id = z.uuid();
@@ -222,18 +223,7 @@ export const toRetrainSchedule = (s: RetrainScheduleRecord): z.input<typeof retr
   nextRunAt: isoOrNull(s.nextRunAt),
 });
 
-/** A user's own personalization as the service reports it (times in epoch milliseconds). */
-export interface PersonalizationRecord {
-  votes: number;
-  comparisons: number;
-  pairs: number;
-  personalized: boolean;
-  version: { id: string; publishedAt: number | null } | null;
-  lastTrainedAt: number | null;
-  heldoutAccuracy: number | null;
-  resetAt: number | null;
-}
-export const toPersonalization = (p: PersonalizationRecord): z.input<typeof personalizationSchema> => ({
+export const toPersonalization = (p: UserPersonalization): z.input<typeof personalizationSchema> => ({
   votes: p.votes,
   comparisons: p.comparisons,
   pairs: p.pairs,

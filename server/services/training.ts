@@ -8,6 +8,9 @@ import type { PersonalizationEvents, PersonalizationService, UserPersonalization
 import type { ScheduleSettings } from '../personalize/schedule.ts';
 
 /** What a listener of the training service is handed, per event. */
+/** A user's own personalization as the service reports it (times in epoch milliseconds). */
+export type { UserPersonalization };
+
 export type TrainingListener<E extends keyof PersonalizationEvents> = (...args: PersonalizationEvents[E]) => void;
 
 /** Where retraining progress and publish notices come from (the admin sockets subscribe here). */
