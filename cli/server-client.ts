@@ -19,9 +19,10 @@ export interface TrainingJob {
   status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
   trigger: string;
   scope: string[] | null;
-  createdAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
+  /** Times are ISO-8601 strings, as on every wire of the server. */
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
   error: string | null;
   progress: { phase?: string; step?: number; totalSteps?: number; loss?: number | null; accuracy?: number | null; etaSeconds?: number | null; done?: number; total?: number };
   versionId: string | null;
@@ -29,8 +30,8 @@ export interface TrainingJob {
 
 export interface UserModelVersion {
   id: string;
-  createdAt: number;
-  publishedAt: number | null;
+  createdAt: string;
+  publishedAt: string | null;
   status: string;
   current: boolean;
   reason: string | null;
