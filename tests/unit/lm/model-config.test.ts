@@ -3,24 +3,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LmError } from '../../../server/lm/errors.ts';
 import { generationConfigJson, loadModelConfig, modelConfigJson, parseModelConfig, type ModelConfig } from '../../../server/lm/model-config.ts';
+import { throwsLm } from '../../helpers/lm-errors.ts';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-config-'));
 after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
-function throwsLm(fn: () => unknown, code: string, ...mentions: string[]): LmError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof LmError, `expected LmError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const m of mentions) assert.ok(caught.message.includes(m), `message ${JSON.stringify(caught.message)} should mention ${m}`);
-  return caught;
-}
 
 const FILE = 'models/x/config.json';
 

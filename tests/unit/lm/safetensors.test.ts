@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LmError } from '../../../server/lm/errors.ts';
 import {
   bf16ToF32,
   f16ToF32,
@@ -16,6 +15,7 @@ import {
   writeSafetensors,
   writeShardedSafetensors,
 } from '../../../server/lm/safetensors.ts';
+import { throwsLm } from '../../helpers/lm-errors.ts';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-safetensors-'));
 after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -27,19 +27,6 @@ const tmpDir = (): string => {
   return d;
 };
 
-/** Expects `fn` to throw an LmError with `code` whose message contains every `mentions`. */
-function throwsLm(fn: () => unknown, code: string, ...mentions: string[]): LmError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof LmError, `expected LmError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const m of mentions) assert.ok(caught.message.includes(m), `message ${JSON.stringify(caught.message)} should mention ${m}`);
-  return caught;
-}
 
 /** A safetensors file built by hand, for headers the writer would never produce. */
 function writeRaw(file: string, header: unknown, data: Uint8Array, opts: { lengthOverride?: bigint } = {}): void {

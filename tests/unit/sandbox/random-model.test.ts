@@ -5,7 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
-import { LmError } from '../../../server/lm/errors.ts';
 import { loadModelConfig } from '../../../server/lm/model-config.ts';
 import { CHATML_TEMPLATE } from '../../../server/lm/chat-template.ts';
 import { Rng } from '../../../server/lm/rng.ts';
@@ -13,23 +12,13 @@ import { makeByteLevelTokenizer, writeRandomModel, type RandomModelSpec } from '
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, openWeights, writeSafetensors } from '../../../server/lm/safetensors.ts';
 import * as gpt2Ref from '../../reference/gpt2.ts';
 import * as llamaRef from '../../reference/llama.ts';
+import { throwsLm } from '../../helpers/lm-errors.ts';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-random-model-'));
 after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 let counter = 0;
 const tmpDir = (label: string): string => path.join(tmpRoot, `${counter++}-${label}`);
 
-function throwsLm(fn: () => unknown, code: string, ...mentions: string[]): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof LmError, `expected LmError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const m of mentions) assert.ok(caught.message.includes(m), `message ${JSON.stringify(caught.message)} should mention ${m}`);
-}
 
 const TINY = { vocabSize: 300, hidden: 32, layers: 2, heads: 4, maxPositions: 64, seed: 7 } as const;
 
