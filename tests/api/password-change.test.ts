@@ -11,7 +11,7 @@ import type { Engine } from '../../server/lm/engine.ts';
 import type { ErrorPayload, MessageDoneEvent } from '../../server/realtime/events.ts';
 import { FREE_FAILURES } from '../../server/services/login-throttle.ts';
 import { assertError, createTestServer, registerUser, type TestServer, type TestUser, viaCookie } from '../helpers/api-server.ts';
-import { connectClient, connected, loadTestEngine, nextEvent, type RealtimeTestServer, startRealtimeServer } from '../helpers/realtime-server.ts';
+import { connectClient, connected, ending, loadTestEngine, nextEvent, type RealtimeTestServer, startRealtimeServer } from '../helpers/realtime-server.ts';
 
 const PASSWORD = 'correct horse battery';
 const NEW_PASSWORD = 'plum tractor orbit saddle';
@@ -167,19 +167,6 @@ describe('POST /api/me/password over live sockets', () => {
     fs.rmSync(modelDir, { recursive: true, force: true });
   });
 
-  /** Resolves with the credentials_ended error (if any came first) and the disconnect reason. */
-  const ending = (socket: Socket, ms = 5000) =>
-    new Promise<{ error: ErrorPayload | null; reason: string }>((resolve, reject) => {
-      let error: ErrorPayload | null = null;
-      const timer = setTimeout(() => reject(new Error(`the socket was not ended within ${ms} ms`)), ms);
-      socket.on('error', (e: ErrorPayload) => {
-        if (e.code === 'credentials_ended') error = e;
-      });
-      socket.once('disconnect', (reason: string) => {
-        clearTimeout(timer);
-        resolve({ error, reason });
-      });
-    });
 
   test("the other session's socket is ended with credentials_ended; the current session's and the API key's stay and chat", async () => {
     const user = await registerUser(t.app, 'vic', PASSWORD);

@@ -11,6 +11,7 @@ import { writeRandomModel } from '../../sandbox/random-model.ts';
 import { attachRealtime, type TrainingEventSource } from '../../server/realtime/index.ts';
 import type { ChatEngine, ChatService, UserPrefixSource } from '../../server/services/chat.ts';
 import { createChat } from '../../server/services/index.ts';
+import type { ErrorPayload } from '../../server/realtime/events.ts';
 import { createTestServer, listenOnLoopback, type TestServer, type TestServerOptions } from './api-server.ts';
 
 export interface RealtimeTestServer extends TestServer {
@@ -123,4 +124,19 @@ export async function findLongPrompt(engine: Engine): Promise<string> {
     if (r.finishReason === 'length') return candidate;
   }
   throw new Error('precondition: some prompt makes the random model talk for 200 tokens');
+}
+
+/** Resolves with the credentials_ended error (if one came before it) and the disconnect reason. */
+export function ending(socket: Socket, ms = 5000): Promise<{ error: ErrorPayload | null; reason: string }> {
+  return new Promise((resolve, reject) => {
+    let error: ErrorPayload | null = null;
+    const timer = setTimeout(() => reject(new Error(`the socket was not ended within ${ms} ms`)), ms);
+    socket.on('error', (e: ErrorPayload) => {
+      if (e.code === 'credentials_ended') error = e;
+    });
+    socket.once('disconnect', (reason: string) => {
+      clearTimeout(timer);
+      resolve({ error, reason });
+    });
+  });
 }

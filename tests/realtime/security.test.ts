@@ -18,7 +18,7 @@ import type { ErrorPayload, MessageDoneEvent, MessageStartEvent } from '../../se
 import { MAX_ECHOED_NAME, MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_VALUES, normaliseJsonPayload } from '../../server/realtime/guard.ts';
 import { credentialEnds, type CredentialsEnded, type HeldCredential } from '../../server/services/credential-events.ts';
 import { registerUser, type TestUser } from '../helpers/api-server.ts';
-import { connectClient, connected, findLongPrompt, loadTestEngine, nextEvent, type RealtimeTestServer, sendRawPacket, startRealtimeServer } from '../helpers/realtime-server.ts';
+import { connectClient, connected, ending, findLongPrompt, loadTestEngine, nextEvent, type RealtimeTestServer, sendRawPacket, startRealtimeServer } from '../helpers/realtime-server.ts';
 
 const QUICK = { maxNewTokens: 4, seed: 3, temperature: 1 };
 const PASSWORD = 'correct horse battery';
@@ -42,20 +42,6 @@ async function exchange(socket: Socket, payload: unknown): Promise<{ start: Mess
   }
 }
 
-/** Resolves with the credentials_ended error and the disconnect reason, in the order they came. */
-function ending(socket: Socket, ms = 5000): Promise<{ error: ErrorPayload | null; reason: string }> {
-  return new Promise((resolve, reject) => {
-    let error: ErrorPayload | null = null;
-    const timer = setTimeout(() => reject(new Error(`the socket was not ended within ${ms} ms`)), ms);
-    socket.on('error', (e: ErrorPayload) => {
-      if (e.code === 'credentials_ended') error = e;
-    });
-    socket.once('disconnect', (reason: string) => {
-      clearTimeout(timer);
-      resolve({ error, reason });
-    });
-  });
-}
 
 /** The server still answers over HTTP on its real port (the process did not die). */
 async function assertHttpAlive(t: RealtimeTestServer): Promise<void> {
