@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { listeningPort } from '../helpers/process-server.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SCREENSHOTS = path.join(ROOT, 'test-results', 'e2e');
@@ -57,31 +58,8 @@ async function spawnServer(dataDir: string, port: number, adminPassword: string,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let buffered = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const listening = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not listen within 120 s:\n${logs.slice(-20).join('\n')}`)), 120_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        logs.push(line);
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg?.startsWith('listening on') && typeof entry.port === 'number') {
-          clearTimeout(timer);
-          resolve(entry.port);
-        }
-      }
-    });
-    child.stderr!.on('data', (c: Buffer) => logs.push(c.toString('utf8')));
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited (${code}) before listening:\n${logs.slice(-20).join('\n')}`));
-    });
-  });
+  const listening = await listeningPort(child, exited, logs, 120_000);
   return {
     port: listening,
     async stop() {

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io as connectSocket, type Socket } from 'socket.io-client';
+import { listeningPort } from '../helpers/process-server.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** FUZZ_SERVER_ROOT runs the server of another checkout (e.g. an older commit, to see what the suite finds there). */
@@ -230,35 +231,7 @@ async function spawnServer(dataDir: string, port: number, env: Record<string, st
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let buffered = '';
-  const listening = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not listen within 60 s:\n${logs.slice(-20).join('\n')}`)), 60_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        logs.push(line);
-        if (logs.length > 50_000) logs.splice(0, 10_000);
-        if (!line.startsWith('{')) continue;
-        try {
-          const entry = JSON.parse(line) as { msg?: string; port?: number };
-          if (entry.msg?.startsWith('listening on') && typeof entry.port === 'number') {
-            clearTimeout(timer);
-            resolve(entry.port);
-          }
-        } catch {
-          // A partial or foreign line: kept in the log, nothing more.
-        }
-      }
-    });
-    child.stderr!.on('data', (c: Buffer) => logs.push(c.toString('utf8')));
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited (${child.exitCode}) before listening:\n${logs.slice(-20).join('\n')}`));
-    });
-  });
+  const listening = await listeningPort(child, exited, logs, 60_000, 50_000);
   return { child, port: listening, exited };
 }
 

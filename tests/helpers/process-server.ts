@@ -51,33 +51,7 @@ export async function startServerProcess(opts: ServerProcessOptions): Promise<Se
   });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start within ${opts.timeoutMs ?? 60_000} ms:\n${logs.join('\n')}`)), opts.timeoutMs ?? 60_000);
-    let pending = '';
-    const onData = (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        logs.push(line);
-        try {
-          const entry = JSON.parse(line) as { msg?: string; port?: number };
-          if (entry.msg?.startsWith('listening on') && typeof entry.port === 'number') {
-            clearTimeout(timer);
-            resolve(`http://127.0.0.1:${entry.port}`);
-          }
-        } catch {
-          // Not a log line (e.g. a warning from node itself).
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited during start-up (${code}):\n${logs.join('\n')}`));
-    });
-  });
+  const url = `http://127.0.0.1:${await listeningPort(child, exited, logs, opts.timeoutMs ?? 60_000)}`;
   return {
     url,
     child,
@@ -93,6 +67,44 @@ export async function startServerProcess(opts: ServerProcessOptions): Promise<Se
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * Collects the child's output into `logs` (a line each; at most `maxLines`, oldest dropped first) and
+ * resolves with the port of its "listening on" log line; rejects if it exits or is silent too long.
+ */
+export function listeningPort(child: ChildProcess, exited: Promise<unknown>, logs: string[], timeoutMs: number, maxLines = Infinity): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not listen within ${timeoutMs} ms:\n${logs.slice(-20).join('\n')}`)), timeoutMs);
+    const keep = (line: string) => {
+      logs.push(line);
+      if (logs.length > maxLines) logs.splice(0, logs.length - maxLines);
+    };
+    let pending = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        keep(line);
+        if (!line.startsWith('{')) continue;
+        try {
+          const entry = JSON.parse(line) as { msg?: string; port?: number };
+          if (entry.msg?.startsWith('listening on') && typeof entry.port === 'number') {
+            clearTimeout(timer);
+            resolve(entry.port);
+          }
+        } catch {
+          // A partial or foreign line (a warning from node itself): kept in the log, nothing more.
+        }
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => keep(chunk.toString('utf8')));
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (${child.exitCode}) before listening:\n${logs.slice(-20).join('\n')}`));
+    });
+  });
 }
 
 /**
